@@ -1,0 +1,3 @@
+from sertk.cli import main
+
+main()

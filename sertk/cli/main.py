@@ -1,0 +1,86 @@
+"""The top-level ``sertk`` group: logging, progress, error handling, and the sub-commands.
+
+A :class:`sertk.errors.SertkError` becomes one line on stderr and exit status 1 (``--debug`` shows the
+traceback); click's usage errors exit with 2. Plugins add commands through ``sertk_register_commands``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from sertk import __version__
+from sertk.errors import SertkError
+
+#: modules that each define ``command`` (a click command or group) to add to ``sertk``
+COMMAND_MODULES = (
+    "sertk.cli.run",
+    "sertk.cli.list",
+    "sertk.cli.embed",
+    "sertk.cli.cache",
+    "sertk.cli.data",
+    "sertk.cli.predict",
+)
+
+
+class SertkGroup(click.Group):
+    """A group that turns sertk's errors into one clear line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SertkError as exc:
+            if ctx.meta.get("sertk.debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=SertkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sertk")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.option("--progress/--no-progress", default=None, help="Show progress bars (default: on a terminal).")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, progress: bool | None, debug: bool) -> None:
+    """Speech emotion recognition experiments: datasets, featurizers and classifiers as plugins."""
+    from sertk import progress as progress_mod
+
+    ctx.meta["sertk.debug"] = debug
+    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    if verbose == 0 and not quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    if quiet:
+        progress = False
+    progress_mod.configure(enabled=progress)
+
+
+def _add_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # a command not written yet
+                continue
+            raise
+        cli.add_command(module.command)
+
+
+_add_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point; plugin commands are added here so ``import sertk.cli`` stays cheap."""
+    from sertk.plugins import get_host
+
+    try:
+        get_host().add_commands(cli)
+    except SertkError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli.main(args=argv, prog_name="sertk")
