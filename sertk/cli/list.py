@@ -1,0 +1,41 @@
+"""``sertk list``: every dataset, featurizer, classifier and protocol, with the plugin that provides it."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def command(as_json: bool) -> None:
+    """List the registered components and the plugins (and package versions) that provide them."""
+    import json
+
+    from sertk.plugins import KINDS, get_host
+    from sertk.protocols import PROTOCOLS
+
+    host = get_host()
+    rows = []
+    for kind in KINDS:
+        for component in host.registries[kind]:
+            plugin = component.plugin
+            rows.append({"kind": kind, "name": component.name, "plugin": plugin.name, "package": plugin.package,
+                         "version": plugin.version, "builtin": plugin.builtin, "description": component.description})
+    for protocol in PROTOCOLS.values():
+        rows.append({"kind": "protocol", "name": protocol.name, "plugin": "sertk.protocols", "package": "sertk",
+                     "version": "", "builtin": True,
+                     "description": f"[{'speaker-independent' if protocol.speaker_independent else 'speaker-dependent'}]"
+                                    f" {protocol.description}"})
+    broken = [{"name": b.name, "package": b.package, "error": b.error} for b in host.broken]
+    if as_json:
+        click.echo(json.dumps({"components": rows, "broken_plugins": broken}, indent=2))
+        return
+    for kind in list(KINDS) + ["protocol"]:
+        click.secho(f"{kind}s:", bold=True)
+        for row in (r for r in rows if r["kind"] == kind):
+            source = row["plugin"] if row["builtin"] else f"{row['plugin']} ({row['package']} {row['version']})"
+            click.echo(f"  {row['name']:<16} {source}")
+            if row["description"]:
+                click.echo(f"  {'':<16} {row['description']}")
+    for b in broken:
+        click.secho(f"plugin {b['name']!r} ({b['package']}) failed to load: {b['error']}", fg="red", err=True)

@@ -1,0 +1,238 @@
+"""The experiment behind ``sertk run``: dataset → embeddings (cached) → protocol splits → fit → predict →
+metrics → report. One pass, left to right; each component sees only its own input.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import io
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sertk import __version__
+from sertk.config import RunConfig, dump_config
+from sertk.contracts import Utterance
+from sertk.errors import ConfigError, DatasetError, SertkError
+from sertk.plugins import Component, get_component, instantiate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A resolved run: the components built from a configuration, before any work is done."""
+
+    config: RunConfig
+    dataset: Any
+    featurizer: Any
+    classifier: Component
+    protocol: Any
+    out: Path
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> "Experiment":
+        from sertk.protocols import get_protocol
+
+        dataset_component = get_component("dataset", config.dataset.name)
+        if config.data_root is None and getattr(dataset_component.cls, "requires_root", False):
+            raise ConfigError(f"dataset {config.dataset.name!r} needs its files: pass --data-root DIR")
+        dataset = instantiate(dataset_component, config.dataset.options, root=config.data_root)
+        featurizer = instantiate(get_component("featurizer", config.featurizer.name), config.featurizer.options)
+        classifier = get_component("classifier", config.classifier.name)
+        _check_classifier_options(classifier, config)
+        protocol = get_protocol(config.protocol.name, config.protocol.options)
+        out = Path(config.out or config.default_out())
+        return cls(config, dataset, featurizer, classifier, protocol, out)
+
+
+def _check_classifier_options(component: Component, config: RunConfig) -> None:
+    instantiate(component, _classifier_options(component, config))  # fails early, before featurizing
+
+
+def _classifier_options(component: Component, config: RunConfig) -> dict[str, Any]:
+    from sertk.plugins import component_options
+
+    options = dict(config.classifier.options)
+    if "random_state" in component_options(component.cls) and "random_state" not in options:
+        options["random_state"] = config.seed
+    return options
+
+
+@dataclasses.dataclass
+class RunResult:
+    report: dict[str, Any]
+    paths: dict[str, Path]
+
+
+def load_utterances(dataset: Any, name: str) -> list[Utterance]:
+    utterances = list(dataset.utterances())
+    if not utterances:
+        raise DatasetError(f"dataset {name!r} yielded no utterances; check --data-root and the dataset options")
+    for u in utterances:
+        if not isinstance(u, Utterance):
+            raise DatasetError(f"dataset {name!r} yielded {type(u).__name__}, not sertk.Utterance")
+    ids = Counter(u.id for u in utterances)
+    dup = [i for i, c in ids.items() if c > 1]
+    if dup:
+        raise DatasetError(f"dataset {name!r} has duplicate utterance ids, e.g. {dup[:3]}")
+    labels = Counter(u.label for u in utterances)
+    if len(labels) < 2:
+        raise DatasetError(f"dataset {name!r} has a single class {list(labels)}: a classifier needs at least two")
+    return utterances
+
+
+def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
+    """Embeddings for all utterances through the cache; returns (X, kept utterances, failures, audio keys)."""
+    from sertk.cache import EmbeddingCache
+    from sertk.featurize import embed_paths
+
+    config = experiment.config
+    cache = EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) if config.cache else None
+    try:
+        result = embed_paths(experiment.featurizer, [u.path for u in utterances], cache=cache,
+                             batch_size=config.batch_size, desc=f"embedding ({experiment.featurizer.name})")
+    finally:
+        if cache is not None:
+            cache.close()
+    failures = {str(utterances[i].path): reason for i, reason in sorted(result.failures.items())}
+    if failures and not config.skip_bad_audio:
+        first = next(iter(failures.items()))
+        raise DatasetError(f"{len(failures)} audio file(s) could not be read, e.g. {first[0]}: {first[1]}; fix "
+                           f"or remove them, or pass --skip-bad-audio to leave them out")
+    kept = [u for u, ok in zip(utterances, result.ok) if ok]
+    keys = [k for k, ok in zip(getattr(result, "audio_keys", [None] * len(utterances)), result.ok) if ok]
+    return np.asarray(result.embeddings, dtype=np.float32), kept, failures, keys, result
+
+
+def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std[std == 0] = 1.0
+    return (train - mean) / std, (test - mean) / std
+
+
+def run_experiment(config: RunConfig) -> RunResult:
+    """Run the configured experiment and write its reports; returns the report and the written paths."""
+    from sertk.metrics import bootstrap_ci, classification_metrics
+    from sertk.protocols import leakage_warnings
+    from sertk.report import write_report
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    experiment = Experiment.from_config(config)
+    utterances = load_utterances(experiment.dataset, config.dataset.name)
+    timings["load_dataset_s"] = time.perf_counter() - t0
+    logger.info("dataset %s: %d utterances", config.dataset.name, len(utterances))
+
+    t = time.perf_counter()
+    X, utterances, failures, audio_keys, embed_result = embed_utterances(experiment, utterances)
+    timings["embed_s"] = time.perf_counter() - t
+    labels_all = np.array([u.label for u in utterances])
+    speakers = np.array([u.speaker for u in utterances])
+    groups = np.array([u.group for u in utterances])
+    labels = sorted(set(labels_all.tolist()))
+
+    protocol = experiment.protocol
+    folds = protocol.split(labels_all, speakers, groups, config.seed)
+    warnings = [f"left out unreadable audio: {path}: {reason}" for path, reason in failures.items()]
+    standardize = (config.standardize if config.standardize is not None
+                   else bool(getattr(experiment.featurizer, "standardize", False)))
+
+    t = time.perf_counter()
+    fold_reports = []
+    y_true_all: list[str] = []
+    y_pred_all: list[str] = []
+    predictions: list[tuple[str, str, str, str, str]] = []
+    options = _classifier_options(experiment.classifier, config)
+    from sertk.progress import progress
+
+    for fold in progress(folds, total=len(folds), desc="folds", unit="fold"):
+        for problem in leakage_warnings(fold, speakers, audio_keys if all(audio_keys) else None,
+                                        protocol.speaker_independent):
+            logger.warning(problem)
+            warnings.append(problem)
+        train_labels = set(labels_all[fold.train].tolist())
+        if len(train_labels) < 2:
+            raise SertkError(f"fold {fold.name} has a single class in its training set; choose another protocol")
+        X_train, X_test = X[fold.train], X[fold.test]
+        if standardize:
+            X_train, X_test = _standardize(X_train, X_test)
+        model = instantiate(experiment.classifier, options)
+        model.fit(X_train, labels_all[fold.train])
+        y_pred = np.asarray(model.predict(X_test)).astype(str)
+        y_true = labels_all[fold.test]
+        metrics = classification_metrics(y_true, y_pred, labels)
+        fold_reports.append({"name": fold.name, "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
+                             **metrics})
+        y_true_all += y_true.tolist()
+        y_pred_all += y_pred.tolist()
+        predictions += [(utterances[i].id, fold.name, utterances[i].speaker, t_, p_)
+                        for i, t_, p_ in zip(fold.test, y_true, y_pred)]
+    timings["fit_predict_s"] = time.perf_counter() - t
+
+    pooled = classification_metrics(y_true_all, y_pred_all, labels)
+    report: dict[str, Any] = {
+        "sertk_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "labels": labels,
+        **pooled,
+        "n_train": int(sum(len(f.train) for f in folds)),
+        "n_test": int(sum(len(f.test) for f in folds)),
+        "confidence_intervals": bootstrap_ci(y_true_all, y_pred_all, labels, seed=config.seed),
+        "protocol": {"name": protocol.name, "kind": protocol.kind, "n_folds": len(folds),
+                     "speaker_independent": protocol.speaker_independent},
+        "dataset": {"name": config.dataset.name, "n_utterances": len(utterances),
+                    "n_speakers": len(set(speakers.tolist())), "n_groups": len(set(groups.tolist())),
+                    "label_counts": dict(sorted(Counter(labels_all.tolist()).items()))},
+        "featurizer": {"name": config.featurizer.name, "dim": int(X.shape[1]),
+                       "fingerprint": dict(experiment.featurizer.fingerprint()),
+                       "n_cached": int(embed_result.n_cached), "n_computed": int(embed_result.n_computed)},
+        "classifier": {"name": config.classifier.name, "options": _jsonable(options), "standardize": standardize},
+        "folds": fold_reports,
+        "warnings": warnings,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "config": config.to_dict(),
+    }
+    if len(folds) > 1:
+        report["fold_summary"] = {
+            k: {"mean": float(np.mean([f[k] for f in fold_reports])), "std": float(np.std([f[k] for f in fold_reports]))}
+            for k in ("accuracy", "unweighted_accuracy", "macro_f1")}
+    out = experiment.out
+    paths = write_outputs(out, config, report, predictions)
+    return RunResult(report, paths)
+
+
+def write_outputs(out: Path, config: RunConfig, report: dict[str, Any], predictions) -> dict[str, Path]:
+    from sertk.atomic import atomic_write_text
+    from sertk.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", dump_config(config))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "fold", "speaker", "label", "predicted"])
+    writer.writerows(predictions)
+    atomic_write_text(out / "predictions.csv", buffer.getvalue())
+    paths = write_report(out, report)
+    paths.update(config=out / "config.toml", predictions=out / "predictions.csv")
+    return paths
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    out = {}
+    for k, v in options.items():
+        try:
+            json.dumps(v)
+            out[k] = v
+        except TypeError:
+            out[k] = repr(v)
+    return out

@@ -1,0 +1,89 @@
+"""The command line: help everywhere, exit codes, one clear line for user errors, --debug tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sertk.cli.main import cli
+
+
+def invoke(*args, **kwargs):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        yield prefix + (name,)
+        if isinstance(command, click.Group):
+            yield from _commands(command, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", [()] + list(_commands(cli)))
+def test_help_everywhere(path):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_run_on_the_toy_corpus(toy_host, toy_corpus, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer",
+                    "toy-bands", "--classifier", "logreg", "--seed", "2", "--out", str(out), "-o",
+                    "classifier.C=0.5", "-o", "protocol.test_size=0.25", "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    assert "WA " in result.output and "UA " in result.output and "sd-random (speaker-dependent" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["classifier"] == {"name": "logreg", "options": {"C": 0.5}}
+    assert report["config"]["seed"] == 2 and report["n_test"] == 20
+    again = invoke("--no-progress", "run", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again"))
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / "predictions.csv").read_text() == (out / "predictions.csv").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--dataset", "nope"], "Error: unknown dataset 'nope'; known datasets: toy"),
+    (["run", "--dataset", "toy"], "Error: dataset 'toy' needs its files: pass --data-root DIR"),
+    (["run", "--dataset", "toy", "--data-root", "{root}", "--featurizer", "toy-bands", "--classifier", "logreg",
+      "-o", "classifier.C"], "Error: bad option 'classifier.C'"),
+    (["run", "--dataset", "toy", "--data-root", "{root}", "--featurizer", "toy-bands", "--classifier", "logreg",
+      "-o", "classifer.C=1"], "Error: "),
+    (["run", "--dataset", "toy", "--data-root", "{root}", "--featurizer", "toy-bands", "--classifier", "logreg",
+      "-o", "classifier.gamma=1"], "Error: classifier 'logreg' has no option 'gamma'; its options are: C, "),
+    (["run", "--dataset", "toy", "--data-root", "{root}", "--featurizer", "toy-bands", "--classifier", "logreg",
+      "--protocol", "speakerwise"], "Error: unknown protocol 'speakerwise'"),
+    (["run", "--config", "{root}/missing.toml"], "Error: cannot read config file"),
+])
+def test_user_errors_are_one_line_and_exit_1(toy_host, toy_corpus, args, message):
+    args = [a.replace("{root}", str(toy_corpus)) for a in args]
+    result = CliRunner().invoke(cli, ["--no-progress"] + args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_exit_2():
+    assert CliRunner().invoke(cli, ["run", "--seed", "abc"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
+
+
+def test_debug_shows_the_traceback(toy_host):
+    from sertk.errors import UnknownComponentError
+
+    with pytest.raises(UnknownComponentError):
+        CliRunner().invoke(cli, ["--debug", "run", "--dataset", "nope"], catch_exceptions=False)
+
+
+def test_list_shows_components_with_their_plugins(toy_host):
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert "datasets:" in result.output and "toy" in result.output
+    assert "sklearn-nusvc" in result.output and "sertk_plugins.classifiers.sklearn_reference" in result.output
+    assert "loso-speaker" in result.output and "speaker-independent" in result.output
+    data = json.loads(invoke("list", "--json").output)
+    row = next(r for r in data["components"] if r["name"] == "toy-bands")
+    assert row["kind"] == "featurizer" and row["plugin"] == "toy"
