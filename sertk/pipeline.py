@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from sertk import __version__
-from sertk.config import RunConfig, dump_config
+from sertk.config import RunConfig, dump_config, is_paper_configuration
 from sertk.contracts import Utterance
 from sertk.errors import ConfigError, DatasetError, SertkError
 from sertk.plugins import Component, get_component, instantiate
+from sertk.report import PAPER_ACCURACY
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +112,11 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
     return np.asarray(result.embeddings, dtype=np.float32), kept, failures, keys, result
 
 
-def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
-    std[std == 0] = 1.0
-    return (train - mean) / std, (test - mean) / std
-
-
 def run_experiment(config: RunConfig) -> RunResult:
     """Run the configured experiment and write its reports; returns the report and the written paths."""
     from sertk.metrics import bootstrap_ci, classification_metrics
+    from sertk.progress import progress
     from sertk.protocols import leakage_warnings
-    from sertk.report import write_report
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -140,7 +134,10 @@ def run_experiment(config: RunConfig) -> RunResult:
     labels = sorted(set(labels_all.tolist()))
 
     protocol = experiment.protocol
-    folds = protocol.split(labels_all, speakers, groups, config.seed)
+    folds = []
+    for repeat in range(config.repeats):
+        seed = config.seed + repeat
+        folds += [(seed, fold) for fold in protocol.split(labels_all, speakers, groups, seed)]
     warnings = [f"left out unreadable audio: {path}: {reason}" for path, reason in failures.items()]
     standardize = (config.standardize if config.standardize is not None
                    else bool(getattr(experiment.featurizer, "standardize", False)))
@@ -149,32 +146,27 @@ def run_experiment(config: RunConfig) -> RunResult:
     fold_reports = []
     y_true_all: list[str] = []
     y_pred_all: list[str] = []
-    predictions: list[tuple[str, str, str, str, str]] = []
-    options = _classifier_options(experiment.classifier, config)
-    from sertk.progress import progress
-
-    for fold in progress(folds, total=len(folds), desc="folds", unit="fold"):
+    predictions: list[tuple] = []
+    last_model = None
+    for seed, fold in progress(folds, total=len(folds), desc="train and test", unit="fold"):
         for problem in leakage_warnings(fold, speakers, audio_keys if all(audio_keys) else None,
                                         protocol.speaker_independent):
             logger.warning(problem)
             warnings.append(problem)
-        train_labels = set(labels_all[fold.train].tolist())
-        if len(train_labels) < 2:
+        if len(set(labels_all[fold.train].tolist())) < 2:
             raise SertkError(f"fold {fold.name} has a single class in its training set; choose another protocol")
-        X_train, X_test = X[fold.train], X[fold.test]
-        if standardize:
-            X_train, X_test = _standardize(X_train, X_test)
-        model = instantiate(experiment.classifier, options)
-        model.fit(X_train, labels_all[fold.train])
+        model, scaler = _fit(experiment, config, X[fold.train], labels_all[fold.train], standardize, seed)
+        X_test = X[fold.test] if scaler is None else (X[fold.test] - scaler[0]) / scaler[1]
         y_pred = np.asarray(model.predict(X_test)).astype(str)
         y_true = labels_all[fold.test]
-        metrics = classification_metrics(y_true, y_pred, labels)
-        fold_reports.append({"name": fold.name, "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
-                             **metrics})
+        name = fold.name if config.repeats == 1 else f"{fold.name}/seed{seed}"
+        fold_reports.append({"name": name, "seed": seed, "n_train": int(len(fold.train)),
+                             "n_test": int(len(fold.test)), **classification_metrics(y_true, y_pred, labels)})
         y_true_all += y_true.tolist()
         y_pred_all += y_pred.tolist()
-        predictions += [(utterances[i].id, fold.name, utterances[i].speaker, t_, p_)
+        predictions += [(utterances[i].id, name, utterances[i].speaker, t_, p_)
                         for i, t_, p_ in zip(fold.test, y_true, y_pred)]
+        last_model = (model, scaler)
     timings["fit_predict_s"] = time.perf_counter() - t
 
     pooled = classification_metrics(y_true_all, y_pred_all, labels)
@@ -183,30 +175,98 @@ def run_experiment(config: RunConfig) -> RunResult:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "labels": labels,
         **pooled,
-        "n_train": int(sum(len(f.train) for f in folds)),
-        "n_test": int(sum(len(f.test) for f in folds)),
+        "n_train": int(sum(len(f.train) for _, f in folds)),
+        "n_test": int(sum(len(f.test) for _, f in folds)),
         "confidence_intervals": bootstrap_ci(y_true_all, y_pred_all, labels, seed=config.seed),
         "protocol": {"name": protocol.name, "kind": protocol.kind, "n_folds": len(folds),
-                     "speaker_independent": protocol.speaker_independent},
+                     "speaker_independent": protocol.speaker_independent, "repeats": config.repeats},
         "dataset": {"name": config.dataset.name, "n_utterances": len(utterances),
                     "n_speakers": len(set(speakers.tolist())), "n_groups": len(set(groups.tolist())),
                     "label_counts": dict(sorted(Counter(labels_all.tolist()).items()))},
         "featurizer": {"name": config.featurizer.name, "dim": int(X.shape[1]),
                        "fingerprint": dict(experiment.featurizer.fingerprint()),
                        "n_cached": int(embed_result.n_cached), "n_computed": int(embed_result.n_computed)},
-        "classifier": {"name": config.classifier.name, "options": _jsonable(options), "standardize": standardize},
+        "classifier": {"name": config.classifier.name,
+                       "options": _jsonable(_classifier_options(experiment.classifier, config)),
+                       "standardize": standardize},
         "folds": fold_reports,
         "warnings": warnings,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "timings": timings,
         "config": config.to_dict(),
     }
     if len(folds) > 1:
         report["fold_summary"] = {
             k: {"mean": float(np.mean([f[k] for f in fold_reports])), "std": float(np.std([f[k] for f in fold_reports]))}
             for k in ("accuracy", "unweighted_accuracy", "macro_f1")}
+    if is_paper_configuration(config):
+        report["paper_comparison"] = (
+            f"The paper reports {100 * PAPER_ACCURACY:.2f} % accuracy in this configuration (one random 80/20 split); "
+            f"this run: {100 * report['accuracy']:.2f} % ({100 * (report['accuracy'] - PAPER_ACCURACY):+.2f} points)")
     out = experiment.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    extra_paths: dict[str, Path] = {}
+    if (out / "model" / "model.json").exists():  # never leave an earlier run's model beside this run's report
+        import shutil
+
+        shutil.rmtree(out / "model")
+    if config.save_model:
+        t = time.perf_counter()
+        model, scaler = last_model if len(folds) == 1 else _fit(experiment, config, X, labels_all, standardize,
+                                                                 config.seed)
+        extra_paths.update(_save_model(out, experiment, config, labels, model, scaler, len(folds), report))
+        timings["save_model_s"] = time.perf_counter() - t
+    if config.plots:
+        t = time.perf_counter()
+        _, first = folds[0]
+        from sertk.plots import write_tsne_figures
+
+        extra_paths.update(write_tsne_figures(
+            out, X[first.train], X[first.test], labels_all[first.train], labels_all[first.test],
+            speakers[first.train], speakers[first.test], config.seed,
+            f"{config.dataset.name} · {config.featurizer.name} · {first.name}"))
+        timings["plots_s"] = time.perf_counter() - t
+    report["timings"] = {k: round(v, 3) for k, v in timings.items()}
     paths = write_outputs(out, config, report, predictions)
+    paths.update(extra_paths)
     return RunResult(report, paths)
+
+
+def _fit(experiment: Experiment, config: RunConfig, X: np.ndarray, y: np.ndarray, standardize: bool, seed: int):
+    """One classifier fitted on ``X``; returns it and the (mean, std) scaler it was trained behind, if any."""
+    scaler = None
+    if standardize:
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        std[std == 0] = 1.0
+        scaler = (mean, std)
+        X = (X - mean) / std
+    options = _classifier_options(experiment.classifier, config)
+    if "random_state" in options and "random_state" not in config.classifier.options:
+        options["random_state"] = seed
+    model = instantiate(experiment.classifier, options)
+    model.fit(X, y)
+    return model, scaler
+
+
+def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, model, scaler, n_folds: int,
+                report: dict[str, Any]) -> dict[str, Path]:
+    from sertk.model import can_save, save_model
+
+    if not can_save(model):
+        report["warnings"].append(f"classifier {config.classifier.name!r} cannot be saved without pickle (no "
+                                  f"save()/load()); no model was written for `sertk predict`")
+        return {}
+    directory = save_model(
+        out / "model", labels=labels,
+        featurizer={"name": config.featurizer.name, "options": dict(config.featurizer.options),
+                    "fingerprint": dict(experiment.featurizer.fingerprint())},
+        classifier={"name": config.classifier.name, "options": _jsonable(_classifier_options(experiment.classifier,
+                                                                                           config))},
+        model=model, scaler=scaler)
+    report["model"] = {"path": "model", "trained_on": "the training split of the evaluated fold" if n_folds == 1
+                       else "all utterances (refit after cross-validation)"}
+    return {"model": directory}
 
 
 def write_outputs(out: Path, config: RunConfig, report: dict[str, Any], predictions) -> dict[str, Path]:

@@ -3,7 +3,7 @@
 - ``report.json`` — every number, the protocol, the featurizer fingerprint and the resolved configuration.
 - ``report.md`` — a table laid out like the paper's Table 1 (precision / recall / F1 per emotion, averages,
   overall accuracy) plus UA, per fold when there are several.
-- ``confusion_matrix.png`` — raw counts and row-normalised rates.
+- ``confusion_matrix.png`` — raw counts and row-normalised rates (drawn by :mod:`sertk.plots`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sertk.atomic import atomic_path, atomic_write_text
+from sertk.atomic import atomic_write_text
+from sertk.plots import plot_confusion
 
 #: the paper's headline: IEMOCAP 4-class, ImageBind + ν-SVM (ν = 0.1), random 80/20 split
 PAPER_ACCURACY = 0.8058
@@ -86,33 +87,6 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
-
-
-def plot_confusion(path: Path, matrix: list[list[int]], labels: list[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    counts = np.asarray(matrix, dtype=float)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{int(counts[i, j])}\n{100 * rates[i, j]:.1f}%", ha="center", va="center",
-                    color="white" if rates[i, j] > 0.5 else "black", fontsize=9)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="recall share")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
 
 
 def write_report(out: Path, report: Mapping[str, Any]) -> dict[str, Path]:

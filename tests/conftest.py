@@ -96,6 +96,45 @@ class ToyFeaturizer(sertk.Featurizer):
         return out
 
 
+class ToyCentroid:
+    """Nearest class centroid, saved as .npz: a classifier with save()/load() for model tests."""
+
+    name = "toy-centroid"
+
+    def __init__(self, shrink: float = 0.0):
+        self.shrink = shrink
+
+    def get_params(self, deep=True):
+        return {"shrink": self.shrink}
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.centroids_ = np.stack([X[y == c].mean(axis=0) for c in self.classes_]) * (1 - self.shrink)
+        return self
+
+    def decision_function(self, X):
+        return -((X[:, None, :] - self.centroids_[None]) ** 2).sum(axis=2)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def save(self, path):
+        with open(path, "wb") as fh:
+            np.savez(fh, classes=self.classes_.astype(str), centroids=self.centroids_, shrink=self.shrink)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            model = cls(float(data["shrink"]))
+            model.classes_, model.centroids_ = data["classes"], data["centroids"]
+        return model
+
+
+@sertk.hookimpl
+def sertk_register_classifiers(register):
+    register(ToyCentroid)
+
+
 @sertk.hookimpl
 def sertk_register_datasets(register):
     register(ToyDataset)
@@ -107,7 +146,8 @@ def sertk_register_featurizers(register):
 
 
 toy_plugin = types.ModuleType("sertk_toy_plugin")
-for _name in ("ToyDataset", "ToyFeaturizer", "sertk_register_datasets", "sertk_register_featurizers"):
+for _name in ("ToyDataset", "ToyFeaturizer", "ToyCentroid", "sertk_register_datasets", "sertk_register_featurizers",
+              "sertk_register_classifiers"):
     setattr(toy_plugin, _name, globals()[_name])
 
 

@@ -43,7 +43,7 @@ def test_report_schema_and_files(toy_host, toy_corpus, tmp_path):
     assert report["unweighted_accuracy"] == pytest.approx(np.mean(np.diag(cm) / cm.sum(axis=1)))
     assert report["accuracy"] >= 0.75  # tones of four pitches: any working pipeline separates them
     assert report["protocol"] == {"name": "sd-random", "kind": "speaker-dependent", "n_folds": 1,
-                                  "speaker_independent": False}
+                                  "speaker_independent": False, "repeats": 1}
     assert report["config"]["classifier"] == {"name": "sklearn-nusvc", "options": {"nu": 0.1}}
     assert report["featurizer"]["fingerprint"] == {"name": "toy-bands", "n_bands": 16, "version": 1}
     md = (out / "report.md").read_text()
@@ -81,7 +81,7 @@ def test_speaker_independent_protocol_reports_folds(toy_host, toy_corpus, tmp_pa
     assert report["n_test"] == 80
     assert set(report["fold_summary"]) == {"accuracy", "unweighted_accuracy", "macro_f1"}
     assert "## Per fold" in (tmp_path / "run" / "report.md").read_text()
-    assert report["warnings"] == []
+    assert not any("in both training and test" in w for w in report["warnings"])
 
 
 def test_unreadable_audio_stops_the_run_or_is_skipped(toy_host, toy_corpus, tmp_path):
@@ -107,3 +107,63 @@ def test_missing_root_is_a_clear_error(toy_host, tmp_path):
     config.data_root = None
     with pytest.raises(ConfigError, match="dataset 'toy' needs its files: pass --data-root"):
         run_experiment(config)
+
+
+def test_repeats_give_mean_and_std(toy_host, toy_corpus, tmp_path):
+    report = run_experiment(_config(toy_corpus, tmp_path / "run", repeats=3, plots=False)).report
+    assert [f["seed"] for f in report["folds"]] == [0, 1, 2]
+    assert report["protocol"]["n_folds"] == 3 and report["n_test"] == 48
+    assert set(report["fold_summary"]["accuracy"]) == {"mean", "std"}
+    assert "mean ± std" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_tsne_figures_are_drawn(toy_host, toy_corpus, tmp_path):
+    result = run_experiment(_config(toy_corpus, tmp_path / "run"))
+    for key in ("tsne_emotion", "tsne_speaker"):
+        assert result.paths[key].stat().st_size > 10_000
+    assert result.report["timings"]["plots_s"] > 0
+
+
+def test_trained_pipeline_is_saved_and_predicts_like_the_run(toy_host, toy_corpus, tmp_path):
+    from sertk.model import load_model
+
+    config = _config(toy_corpus, tmp_path / "run", classifier={"name": "toy-centroid"}, plots=False)
+    report = run_experiment(config).report
+    assert report["model"]["trained_on"].startswith("the training split")
+    model = load_model(tmp_path / "run" / "model")
+    assert model.labels == report["labels"] and model.scaler is not None
+    import csv
+
+    from sertk.featurize import embed_paths
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "predictions.csv")))
+    featurizer = model.build_featurizer()
+    paths = [toy_corpus / f"{row['id']}.wav" for row in rows]
+    X = embed_paths(featurizer, paths, cache=None).embeddings
+    predicted, scores, kind = model.scores(X)
+    assert predicted.tolist() == [row["predicted"] for row in rows]
+    assert scores.shape == (len(rows), 4) and kind == "decision"
+
+
+def test_a_classifier_without_save_leaves_no_model(toy_host, toy_corpus, tmp_path):
+    run_experiment(_config(toy_corpus, tmp_path / "run", classifier={"name": "toy-centroid"}, plots=False))
+    assert (tmp_path / "run" / "model" / "model.json").exists()
+    report = run_experiment(_config(toy_corpus, tmp_path / "run", plots=False)).report  # sklearn-nusvc: no save
+    assert not (tmp_path / "run" / "model").exists()
+    assert any("cannot be saved without pickle" in w for w in report["warnings"])
+
+
+def test_presets_and_the_paper_comparison():
+    from sertk.config import is_paper_configuration, preset
+
+    paper = preset("paper")
+    assert (paper.dataset.name, paper.featurizer.name, paper.classifier.name, paper.protocol.name) == (
+        "iemocap", "imagebind", "nusvm", "sd-random")
+    assert paper.classifier.options["nu"] == 0.1 and paper.protocol.options["test_size"] == 0.2
+    assert is_paper_configuration(paper)
+    si = preset("paper-si")
+    assert si.protocol.name == "loso" and not is_paper_configuration(si)
+    paper.classifier.options["nu"] = 0.2
+    assert not is_paper_configuration(paper)
+    with pytest.raises(ConfigError, match="unknown preset 'papers'; known presets: paper, paper-si"):
+        preset("papers")

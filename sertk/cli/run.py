@@ -1,6 +1,6 @@
 """``sertk run``: one experiment from a dataset to a report.
 
-Precedence, lowest first: built-in defaults, ``--config FILE``, the named options, ``-o kind.key=value``.
+Precedence, lowest first: built-in defaults or ``--preset``, ``--config FILE``, the named options, ``-o kind.key=value``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ from pathlib import Path
 
 import click
 
-from sertk.config import COMPONENT_KINDS, RunConfig, load_config
+from sertk.config import COMPONENT_KINDS, PRESETS, RunConfig, load_config
+from sertk.config import preset as preset_config
 
 
 @click.command("run")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)),
+              help="Start from a named configuration: paper (IEMOCAP, imagebind, nusvm nu=0.1, sd-random 80/20) "
+                   "or paper-si (the same with leave-one-session-out).")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML run configuration (e.g. a previous run's config.toml).")
 @click.option("--dataset", help="Dataset name (see `sertk list`).  [default: demo]")
@@ -35,9 +39,13 @@ from sertk.config import COMPONENT_KINDS, RunConfig, load_config
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache folder.")
 @click.option("--skip-bad-audio", is_flag=True, default=None,
               help="Leave out files that cannot be decoded (named in the report) instead of stopping.")
+@click.option("--repeats", type=click.IntRange(min=1), help="Repeat the protocol with seeds seed…seed+N-1.")
+@click.option("--plots/--no-plots", default=None, help="Draw t-SNE figures.  [default: on]")
+@click.option("--save-model/--no-save-model", default=None,
+              help="Save the trained pipeline in OUT/model for `sertk predict`.  [default: on]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def command(config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, assignments, weights,
-            device, batch_size, standardize, cache, cache_dir, skip_bad_audio, as_json):
+def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, assignments, weights,
+            device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots, save_model, as_json):
     """Run an experiment: load a dataset, embed every utterance, train and evaluate a classifier, and write
     report.json, report.md and confusion_matrix.png to the output folder.
 
@@ -48,14 +56,17 @@ def command(config_file, dataset, data_root, featurizer, classifier, protocol, s
     from sertk.options import parse_component_assignments
     from sertk.pipeline import run_experiment
 
-    config = load_config(config_file) if config_file else RunConfig()
+    config = preset_config(preset) if preset else RunConfig()
+    if config_file:
+        config.update(load_config(config_file).to_dict(), source=str(config_file))
     overrides: dict = {}
     for kind, name in (("dataset", dataset), ("featurizer", featurizer), ("classifier", classifier),
                        ("protocol", protocol)):
         if name:
             overrides[kind] = {"name": name}
     for key, value in (("seed", seed), ("standardize", standardize), ("cache", cache),
-                       ("batch_size", batch_size), ("skip_bad_audio", skip_bad_audio)):
+                       ("batch_size", batch_size), ("skip_bad_audio", skip_bad_audio),
+                       ("repeats", repeats), ("plots", plots), ("save_model", save_model)):
         if value is not None:
             overrides[key] = value
     if out is not None:

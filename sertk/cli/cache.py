@@ -1,0 +1,102 @@
+"""``sertk cache``: inspect and clear the embedding cache (see docs/cache.md)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import click
+
+from sertk.errors import SertkError
+
+_cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Embedding cache directory (default: $SERTK_CACHE_DIR, else $SERTK_HOME/cache).")
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _directory(cache_dir: Path | None) -> Path:
+    from sertk.cache import default_cache_dir
+
+    return cache_dir if cache_dir is not None else default_cache_dir()
+
+
+@click.group("cache")
+def command() -> None:
+    """Inspect or clear the embedding cache."""
+
+
+@command.command("info")
+@_cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def info(cache_dir: Path | None, as_json: bool) -> None:
+    """Show where the cache is, its size, and its entries per featurizer fingerprint."""
+    from sertk.cache import EmbeddingCache, database_path
+
+    directory = _directory(cache_dir)
+    if not database_path(directory).exists():
+        report = {"path": str(database_path(directory)), "size_bytes": 0, "entries": 0, "fingerprints": []}
+    else:
+        with EmbeddingCache(directory) as cache:
+            report = cache.info().to_dict()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    click.echo(f"cache:   {report['path']}")
+    click.echo(f"size:    {_human(report['size_bytes'])}")
+    click.echo(f"entries: {report['entries']}")
+    for entry in report["fingerprints"]:
+        created = datetime.datetime.fromtimestamp(entry["created"]).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {entry['fp_key'][:12]}  {entry['featurizer']:<20} {entry['entries']:>8} entries  "
+                   f"{_human(entry['bytes']):>10}  since {created}")
+        click.echo(f"      {json.dumps(entry['fingerprint'], sort_keys=True)}")
+
+
+@command.command("clear")
+@_cache_dir_option
+@click.option("--featurizer", "featurizer", metavar="NAME", default=None,
+              help="Only the embeddings of this featurizer (every configuration of it).")
+@click.option("--fingerprint", "fingerprint", metavar="KEY", default=None,
+              help="Only the embeddings of this fingerprint key (or a unique prefix, as `sertk cache info` "
+                   "shows it).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | None, yes: bool) -> None:
+    """Delete cached embeddings: all of them, or one featurizer's, or one fingerprint's."""
+    from sertk.cache import EmbeddingCache, database_path
+
+    directory = _directory(cache_dir)
+    if not database_path(directory).exists():
+        click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
+        return
+    with EmbeddingCache(directory) as cache:
+        fp_key = None
+        if fingerprint is not None:
+            matches = cache.find_fingerprints(fingerprint.strip().lower())
+            if not matches:
+                raise SertkError(f"no cached fingerprint key starts with {fingerprint!r}; see `sertk cache info`")
+            if len(matches) > 1:
+                raise SertkError(f"fingerprint {fingerprint!r} is ambiguous: it starts "
+                                 f"{', '.join(m[:16] for m in matches)}; give more characters")
+            fp_key = matches[0]
+        what = "all cached embeddings" if fp_key is None and featurizer is None else "the cached embeddings"
+        if featurizer is not None:
+            what += f" of featurizer {featurizer!r}"
+        if fp_key is not None:
+            what += f" with fingerprint {fp_key[:12]}"
+        count = cache.count(fp_key=fp_key, featurizer=featurizer)
+        if count == 0 and (fp_key is not None or featurizer is not None):
+            click.echo(f"nothing to clear: no {what[4:]} in {cache.path}", err=True)
+            return
+        if not yes:
+            click.confirm(f"Delete {what} ({count} entries) from {cache.path}?", abort=True, err=True)
+        deleted = cache.clear(fp_key=fp_key, featurizer=featurizer)
+    click.echo(f"deleted {deleted} cached embeddings", err=True)

@@ -1,0 +1,229 @@
+"""Host-side batched featurization: audio files in, one embedding per file out, through the embedding cache.
+
+:func:`embed_paths` is what ``sertk run`` and ``sertk embed`` call. It hashes each file's content, serves what
+the cache holds, embeds only the misses (each distinct content once) in batches with a progress bar, and
+commits every batch to the cache as soon as it is done, so an interrupted run loses at most one batch.
+A file the featurizer cannot decode fails alone: the batch it was in is retried file by file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sertk import progress
+from sertk.cache import EmbeddingCache, audio_key, fingerprint_key
+from sertk.errors import AudioError, ConfigError, FeaturizerError
+
+__all__ = ["EmbedResult", "embed_paths"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class EmbedResult:
+    """What :func:`embed_paths` returns.
+
+    Attributes
+    ----------
+    embeddings
+        ``(n_ok, dim)`` float32: one row per file that succeeded, in input order.
+    ok
+        ``(n_paths,)`` bool: which input paths have a row in ``embeddings``.
+    failures
+        Input index → why that file has no embedding.
+    n_cached, n_computed
+        How many input files were served from the cache / embedded by this call (a file whose content
+        repeats an earlier input counts like that input); ``n_cached + n_computed + len(failures)`` is the
+        number of input paths.
+    audio_keys
+        The content key (:func:`sertk.cache.audio_key`) of each input path; ``None`` where the file could not
+        be read at all.
+    fp_key
+        The featurizer's fingerprint key (:func:`sertk.cache.fingerprint_key`).
+    """
+
+    embeddings: np.ndarray
+    ok: np.ndarray
+    failures: dict[int, str]
+    n_cached: int
+    n_computed: int
+    audio_keys: list[str | None] = dataclasses.field(default_factory=list)
+    fp_key: str = ""
+
+
+def _featurizer_name(featurizer: Any) -> str:
+    return str(getattr(featurizer, "name", type(featurizer).__name__))
+
+
+def _check_output(featurizer: Any, out: Any, batch: Sequence[Path], dim: int) -> np.ndarray:
+    """The featurizer's output as float32 ``(len(batch), dim)``, or :class:`FeaturizerError`."""
+    name = _featurizer_name(featurizer)
+    try:
+        array = np.asarray(out)
+    except Exception as exc:  # noqa: BLE001 - whatever it returned, it is not an array
+        raise FeaturizerError(f"featurizer {name!r} returned {type(out).__name__}, not an array: {exc}") from exc
+    if array.shape != (len(batch), dim):
+        raise FeaturizerError(f"featurizer {name!r} returned shape {array.shape} for {len(batch)} files; "
+                              f"expected ({len(batch)}, {dim}) (first file: {batch[0]})")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise FeaturizerError(f"featurizer {name!r} returned dtype {array.dtype}; expected float32")
+    array = array.astype(np.float32, copy=False)
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        files = ", ".join(str(batch[i]) for i in np.flatnonzero(bad)[:5])
+        raise FeaturizerError(f"featurizer {name!r} returned non-finite values (NaN or infinity) for "
+                              f"{int(bad.sum())} file(s): {files}")
+    return array
+
+
+def _embed_batch(featurizer: Any, batch: Sequence[Path], dim: int) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """Embed one batch; on :class:`AudioError`, file by file. Returns (vectors, reasons), one of each per file."""
+    try:
+        rows = _check_output(featurizer, featurizer.embed(list(batch)), batch, dim)
+        return list(rows), [None] * len(batch)
+    except AudioError as exc:
+        if len(batch) == 1:
+            return [None], [exc.reason]
+        logger.info("featurizer %r cannot read %s (%s); retrying its batch file by file",
+                    _featurizer_name(featurizer), exc.path, exc.reason)
+    vectors: list[np.ndarray | None] = []
+    reasons: list[str | None] = []
+    for path in batch:
+        try:
+            vectors.append(_check_output(featurizer, featurizer.embed([path]), [path], dim)[0])
+            reasons.append(None)
+        except AudioError as exc:
+            vectors.append(None)
+            reasons.append(exc.reason)
+    return vectors, reasons
+
+
+def embed_paths(
+    featurizer: Any,
+    paths: Sequence[str | os.PathLike],
+    *,
+    cache: EmbeddingCache | None,
+    batch_size: int | None = None,
+    desc: str = "embedding",
+) -> EmbedResult:
+    """Embed audio files with ``featurizer``, through ``cache`` when one is given.
+
+    Parameters
+    ----------
+    featurizer
+        A featurizer instance (see :class:`sertk.contracts.Featurizer`).
+    paths
+        Audio files; the same content under several paths (or the same path twice) is embedded once.
+    cache
+        Where finished embeddings are looked up and stored, one transaction per batch; ``None`` computes all.
+    batch_size
+        Files per ``featurizer.embed`` call; default ``featurizer.batch_size`` (16 if it has none).
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    EmbedResult
+        ``embeddings`` is ``(n_ok, dim)`` float32 in input order; failed files are in ``failures`` (logged at
+        INFO only: reporting them, and deciding whether they are fatal, is the caller's job).
+
+    Raises
+    ------
+    FeaturizerError
+        If the featurizer returns the wrong shape or non-finite values (nothing of that batch is cached).
+    ConfigError
+        If ``batch_size`` is not a positive integer.
+    """
+    name = _featurizer_name(featurizer)
+    paths = [Path(p) for p in paths]
+    size = batch_size if batch_size is not None else getattr(featurizer, "batch_size", 16)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {size!r}")
+    dim = featurizer.dim
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise FeaturizerError(f"featurizer {name!r} has dim {dim!r}; expected a positive integer")
+    dim = int(dim)
+    fingerprint: Mapping[str, Any] = featurizer.fingerprint()
+    fp_key = fingerprint_key(fingerprint)
+
+    # 1. content keys (a file that cannot be read at all fails here)
+    failures: dict[int, str] = {}
+    raw_keys = cache.audio_keys(paths) if cache is not None else [_safe_audio_key(p) for p in paths]
+    keys: list[str | None] = []
+    for index, key in enumerate(raw_keys):
+        if isinstance(key, OSError):
+            failures[index] = key.strerror or str(key)
+            keys.append(None)
+        else:
+            keys.append(key)
+
+    # 2. each distinct content once, in order of first appearance
+    first_path: dict[str, Path] = {}
+    for key, path in zip(keys, paths):
+        if key is not None and key not in first_path:
+            first_path[key] = path
+    vectors: dict[str, np.ndarray] = cache.get_many(fp_key, list(first_path)) if cache is not None else {}
+    cached_keys = set(vectors)
+    misses = [key for key in first_path if key not in vectors]
+
+    # 3. the misses, batch by batch, each batch committed before the next starts
+    failed_keys: dict[str, str] = {}
+    if misses:
+        logger.debug("featurizer %r: %d distinct files to embed in batches of %d", name, len(misses), size)
+        bar = progress.bar(total=len(misses), desc=desc, unit="file")
+        try:
+            for start in range(0, len(misses), size):
+                batch_keys = misses[start:start + size]
+                batch_paths = [first_path[k] for k in batch_keys]
+                rows, reasons = _embed_batch(featurizer, batch_paths, dim)
+                done = []
+                for key, row, reason in zip(batch_keys, rows, reasons):
+                    if row is None:
+                        failed_keys[key] = reason or "cannot be decoded"
+                    else:
+                        vectors[key] = row
+                        done.append((key, row))
+                if cache is not None and done:
+                    cache.put_many(fp_key, fingerprint, done)
+                bar.update(len(batch_keys))
+        finally:
+            bar.close()
+
+    # 4. assemble in input order
+    ok = np.zeros(len(paths), dtype=bool)
+    rows_out: list[np.ndarray] = []
+    n_cached = n_computed = 0
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in failed_keys:
+            failures[index] = failed_keys[key]
+            continue
+        ok[index] = True
+        rows_out.append(vectors[key])
+        if key in cached_keys:
+            n_cached += 1
+        else:
+            n_computed += 1
+    embeddings = np.stack(rows_out).astype(np.float32, copy=False) if rows_out else np.zeros((0, dim), np.float32)
+    failures = dict(sorted(failures.items()))
+    for index, reason in failures.items():
+        logger.info("featurizer %r: no embedding for %s: %s", name, paths[index], reason)
+    logger.info("featurizer %r: %d files: %d from the cache, %d computed (%d distinct), %d failed",
+                name, len(paths), n_cached, n_computed, len(misses) - len(failed_keys), len(failures))
+    return EmbedResult(embeddings=embeddings, ok=ok, failures=failures, n_cached=n_cached, n_computed=n_computed,
+                       audio_keys=keys, fp_key=fp_key)
+
+
+def _safe_audio_key(path: Path) -> str | OSError:
+    try:
+        return audio_key(path)
+    except OSError as exc:
+        return exc
