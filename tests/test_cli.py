@@ -87,3 +87,41 @@ def test_list_shows_components_with_their_plugins(toy_host):
     data = json.loads(invoke("list", "--json").output)
     row = next(r for r in data["components"] if r["name"] == "toy-bands")
     assert row["kind"] == "featurizer" and row["plugin"] == "toy"
+
+
+def test_predict_with_a_saved_model(toy_host, toy_corpus, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer",
+                    "toy-bands", "--classifier", "toy-centroid", "--no-plots", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    import csv
+
+    tested = list(csv.DictReader(open(out / "predictions.csv")))  # the saved model is the evaluated one
+    files = [str(toy_corpus / f"{row['id']}.wav") for row in tested]
+    result = invoke("predict", str(out / "model"), *files, "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["path"] for r in rows] == files
+    assert [r["emotion"] for r in rows] == [row["predicted"] for row in tested]
+    assert set(rows[0]["scores"]) == {"ang", "hap", "neu", "sad"} and rows[0]["score_kind"] == "decision"
+    best = max(rows[0]["scores"], key=rows[0]["scores"].get)
+    assert best == rows[0]["emotion"]
+    plain = invoke("predict", str(out / "model"), files[0])
+    assert plain.output.startswith(f"{files[0]}\t{tested[0]['predicted']}\t(decision: ang ")
+
+
+def test_predict_refuses_a_model_of_another_featurizer_configuration(toy_host, toy_corpus, tmp_path):
+    out = tmp_path / "run"
+    invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",
+           "--classifier", "toy-centroid", "--no-plots", "--out", str(out))
+    meta = json.loads((out / "model" / "model.json").read_text())
+    meta["featurizer"]["fingerprint"]["version"] = 0
+    (out / "model" / "model.json").write_text(json.dumps(meta))
+    result = CliRunner().invoke(cli, ["predict", str(out / "model"), str(toy_corpus / "spk0_sad_0.wav")])
+    assert result.exit_code == 1
+    assert "different fingerprint (differs in: version)" in result.output
+
+
+def test_predict_errors(toy_host, toy_corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path), str(toy_corpus / "spk0_sad_0.wav")])
+    assert result.exit_code == 1 and "holds no saved model (no model.json)" in result.output
