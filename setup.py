@@ -34,7 +34,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sertk", "sertk.*", "sertk_plugins", "sertk_plugins.*"]),
     package_data={
-        "sertk": ["py.typed", "data/demo/*.wav", "data/demo/*.csv", "data/demo/*.md", "svm/*.pyi"],
+        "sertk": ["py.typed", "data/demo/*.flac", "data/demo/*.wav", "data/demo/*.csv", "data/demo/*.md", "svm/*.pyi"],
     },
     ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False,
                                                                               "wraparound": False,
