@@ -8,7 +8,7 @@ type every dataset must produce.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -93,7 +93,17 @@ class Dataset:
         self.root = Path(root) if root is not None else None
 
     def utterances(self) -> Iterator[Utterance]:
-        raise NotImplementedError
+        """The utterances in a stable order: :meth:`load` runs once, later calls are served from memory.
+
+        Override :meth:`load` (reading a corpus is slow and may warn, so it should happen once), or override this
+        method directly for a dataset that streams.
+        """
+        if getattr(self, "_loaded", None) is None:
+            self._loaded: list[Utterance] | None = list(self.load())
+        return iter(self._loaded)
+
+    def load(self) -> Iterable[Utterance]:
+        raise NotImplementedError(f"{type(self).__name__} must implement load() or utterances()")
 
 
 class Featurizer:

@@ -6,7 +6,6 @@ featurizer; tests of the real built-ins live next to them.
 
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 

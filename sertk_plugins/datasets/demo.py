@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -87,15 +87,8 @@ class DemoDataset(Dataset):
         self.labels = _names("labels", labels)
         self.speakers = _names("speakers", speakers)
         self.corpus_dir = self.root if self.root is not None else packaged_corpus_dir()
-        self._utterances: list[Utterance] | None = None
 
-    def utterances(self) -> Iterator[Utterance]:
-        """The selected utterances in manifest order (sorted by id); the manifest is read once."""
-        if self._utterances is None:
-            self._utterances = self._load()
-        return iter(self._utterances)
-
-    def _load(self) -> list[Utterance]:
+    def load(self) -> list[Utterance]:
         all_utts = _read_manifest(self.corpus_dir)
         for option, wanted, field in (("labels", self.labels, "label"), ("speakers", self.speakers, "speaker")):
             if wanted is None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -118,13 +118,6 @@ class FolderDataset(Dataset):
                                else f"dataset 'folder': {self.root} does not exist")
         #: files left out with ``missing="skip"``: path → reason
         self.skipped: dict[str, str] = {}
-        self._utterances: list[Utterance] | None = None
-
-    def utterances(self) -> Iterator[Utterance]:
-        """Files sorted by label folder, then path; loaded once."""
-        if self._utterances is None:
-            self._utterances = self._load()
-        return iter(self._utterances)
 
     # -- loading -----------------------------------------------------------------------------------------------
     def _audio_files(self, folder: Path) -> list[Path]:
@@ -137,7 +130,7 @@ class FolderDataset(Dataset):
                 files.append(path)
         return files
 
-    def _load(self) -> list[Utterance]:
+    def load(self) -> list[Utterance]:
         root = self.root
         assert root is not None
         label_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

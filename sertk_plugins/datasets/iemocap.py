@@ -43,7 +43,7 @@ import dataclasses
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -279,16 +279,9 @@ class IEMOCAP(Dataset):
                              if full_release is None else full_release)
         #: files left out with ``missing="skip"``: path → reason
         self.skipped: dict[str, str] = {}
-        self._utterances: list[Utterance] | None = None
 
     # -- loading -----------------------------------------------------------------------------------------------
-    def utterances(self) -> Iterator[Utterance]:
-        """The selected utterances in a stable order (session, dialog file, position); loaded once."""
-        if self._utterances is None:
-            self._utterances = self._load()
-        return iter(self._utterances)
-
-    def _load(self) -> list[Utterance]:
+    def load(self) -> list[Utterance]:
         found = [n for n in SESSIONS if (self.corpus_dir / f"Session{n}").is_dir()]
         wanted = self.sessions or tuple(found)
         absent = [n for n in wanted if n not in found]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -195,15 +195,8 @@ class CsvDataset(Dataset):
                                "columns path, label[, speaker, group]")
         #: files left out with ``missing="skip"``: path → reason
         self.skipped: dict[str, str] = {}
-        self._utterances: list[Utterance] | None = None
 
-    def utterances(self) -> Iterator[Utterance]:
-        """The rows in file order (minus labels that ``classes`` leaves out); loaded once."""
-        if self._utterances is None:
-            self._utterances = self._load()
-        return iter(self._utterances)
-
-    def _load(self) -> list[Utterance]:
+    def load(self) -> list[Utterance]:
         table = self.manifest
         errors: list[tuple[int, str]] = []
         rows = read_table(table, required=("path", "label"), optional=("speaker", "group", "id"),
