@@ -125,7 +125,8 @@ def handle_bad_audio(
     if missing == "error":
         raise DatasetError(
             f"dataset {dataset!r}: {n} audio file(s) missing or unreadable: {listing}; restore them, or pass "
-            f"missing=\"skip\" (-o missing=skip) to leave them out"
+            f"missing=\"skip\" (`sertk run -o dataset.missing=skip`, `sertk data summary -o missing=skip`) "
+            f"to leave them out"
         )
     log = log or logger
     log.warning("dataset %r: leaving out %d audio file(s) that are missing or unreadable (missing=\"skip\"): %s",

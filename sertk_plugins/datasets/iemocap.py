@@ -310,7 +310,8 @@ class IEMOCAP(Dataset):
                 raise DatasetError(
                     f"IEMOCAP at {self.corpus_dir} does not match the full release (4-class counts of the label "
                     f"files, exc counted as hap): {'; '.join(problems)}. Restore the missing parts, or pass "
-                    f"full_release=false (-o full_release=false) to load a partial copy on purpose"
+                    f"full_release=false (`sertk run -o dataset.full_release=false`, "
+                    f"`sertk data summary -o full_release=false`) to load a partial copy on purpose"
                 )
 
         kept = [e for e in entries if e.label in self.class_map
