@@ -305,7 +305,8 @@ def test_tree_claiming_to_be_full_but_missing_a_session(tmp_path, monkeypatch):
     assert str(info.value) == (
         f"IEMOCAP at {root} does not match the full release (4-class counts of the label files, exc counted as "
         "hap): Session5 is missing (expected 14 utterances: ang 3, hap 5, neu 3, sad 3); 4-class total 56 "
-        "(expected 70). Restore the missing parts, or pass full_release=false (-o full_release=false) to load a "
+        "(expected 70). Restore the missing parts, or pass full_release=false "
+        "(`sertk run -o dataset.full_release=false`, `sertk data summary -o full_release=false`) to load a "
         "partial copy on purpose"
     )
     assert len(load(root, full_release=False)) == 56
