@@ -1,0 +1,257 @@
+"""ImageBind audio embeddings: sertk's featurizer and upstream's pipeline, side by side (pytest-benchmark).
+
+The machines this runs on are often shared, so the pipelines being compared run *interleaved*: each
+benchmark round runs every pipeline once, in rotating order, and each pipeline's own times are reported
+(``extra_info`` and a printed table: median seconds, utterances per second, and the ratio to upstream fp32
+taken within each round, then the median over rounds).
+
+- ``test_cpu_steady_state``: audio files → embeddings with the model already loaded (decode, resample,
+  clips, filterbank, encoder, clip mean): ours in fp32 and bf16; upstream's ``load_and_transform_audio_data``
+  + ``imagebind_huge`` forward in fp32 under ``torch.no_grad`` (as its README does);
+- ``test_cpu_whole_process``: the same from a cold start: ours builds the featurizer from the 345 MB
+  audio-only safetensors; upstream builds ``imagebind_huge()`` (all six modalities, 1.2 B parameters, which
+  its API requires) and loads a checkpoint with ``torch.load``. By default that checkpoint is our test file
+  (audio + 4 small tensors), which *understates* upstream's real start-up (it reads 4.8 GB);
+  ``SERTK_BENCH_FULL_CHECKPOINT=1`` writes and loads a full-size random checkpoint instead (4.8 GB on disk,
+  ~10 GB of memory at peak);
+- ``test_gpu_steady_state``: the first on CUDA (skipped without a GPU).
+
+Before timing, outputs are compared: ours fp32 within 1e-5 of upstream, ours bf16 cosine ≥ 0.9999 to ours fp32.
+
+Recordings: speech-like synthetic audio at 16 kHz whose durations follow IEMOCAP's spread (a quarter at or
+under 2 s). Default: 8 files (2-core machines); ``SERTK_BENCH_FULL=1``: 32. Threads: ``SERTK_BENCH_THREADS``
+(default 2). Upstream runs where ``scripts/upstream_shims`` can import it (see
+``scripts/make_imagebind_golden.py`` for the venv); elsewhere only ours runs. Command::
+
+    PYTHONPATH=. python -m pytest benchmarks/bench_imagebind.py -o python_files='bench_*.py' \\
+        --benchmark-only --benchmark-group-by=group -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = int(os.environ.get("SERTK_BENCH_THREADS", "2"))
+FULL = os.environ.get("SERTK_BENCH_FULL") == "1"
+FULL_CHECKPOINT = os.environ.get("SERTK_BENCH_FULL_CHECKPOINT") == "1"
+DURATIONS = [1.3, 1.9, 2.6, 3.2, 3.9, 4.8, 6.4, 9.5]  # seconds; IEMOCAP-like spread, 2 of 8 ≤ 2 s
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> list[Path]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from make_imagebind_golden import synthesize
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    out = tmp_path_factory.mktemp("bench-audio")
+    paths = []
+    for i, seconds in enumerate(DURATIONS * (4 if FULL else 1)):
+        path = out / f"utt{i:03d}.wav"
+        sf.write(path, synthesize(16000, 1, int(seconds * 16000), (0.0,), seed=i).astype(np.float32), 16000,
+                 subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from sertk_plugins.featurizers.imagebind.weights import extract_audio, random_checkpoint
+
+    d = tmp_path_factory.mktemp("bench-weights")
+    pth = random_checkpoint(d / "imagebind_huge.pth", seed=0)
+    slim = extract_audio(pth, d / "imagebind_huge_audio.safetensors")
+    return pth, slim
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """The shims module with upstream imported, or None where upstream does not run (then only ours runs)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import upstream_shims
+
+        upstream_shims.install()
+        return upstream_shims
+    except ImportError as exc:
+        print(f"\nupstream ImageBind does not run here ({exc}); timing ours only")
+        return None
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+
+def _ours(slim: Path, dtype: str, device: str = "cpu"):
+    from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
+
+    feat = ImageBindFeaturizer(weights=str(slim), device=device, dtype=dtype, batch_size=len(DURATIONS))
+    feat.encoder()
+    return feat
+
+
+def _embed_ours(feat, files: list[Path]) -> np.ndarray:
+    return np.concatenate([feat.embed(files[i:i + feat.batch_size]) for i in range(0, len(files), feat.batch_size)])
+
+
+def _embed_upstream(upstream, model, files: list[Path], batch: int = len(DURATIONS), device: str = "cpu"):
+    out = []
+    load = upstream.install().data.load_and_transform_audio_data
+    with torch.no_grad():
+        for i in range(0, len(files), batch):
+            out.append(model(load([str(p) for p in files[i:i + batch]], device)).cpu().numpy())
+    return np.concatenate(out)
+
+
+def _interleaved(benchmark, runs: dict[str, Callable[[], np.ndarray]], n_files: int, rounds: int) -> dict:
+    """Time every pipeline once per round, rotating the order; record per-pipeline statistics."""
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    order = list(runs)
+
+    def one_round():
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+        order.append(order.pop(0))
+
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    ref = "upstream-float32" if "upstream-float32" in times else None
+    summary = {}
+    print(f"\n{benchmark.name}: {n_files} utterances, {THREADS} threads, {rounds} interleaved rounds")
+    for name, ts in times.items():
+        med = float(np.median(ts))
+        row = {"median_s": med, "min_s": float(min(ts)), "times_s": ts, "utterances_per_s": n_files / med}
+        line = f"  {name:18s} median {med:7.2f} s  min {min(ts):7.2f} s  {n_files / med:6.2f} utt/s"
+        if ref:
+            # the ratio within each round (same load), then the median over rounds: robust to drifting load
+            ratios = [u / t for u, t in zip(times[ref], ts)]
+            row["speedup_vs_upstream_fp32"] = float(np.median(ratios))
+            row["speedup_per_round"] = ratios
+            line += f"  x{row['speedup_vs_upstream_fp32']:.2f} vs upstream fp32 (rounds: "
+            line += ", ".join(f"{r:.2f}" for r in ratios) + ")"
+        summary[name] = row
+        print(line)
+    benchmark.extra_info.update(utterances=n_files, threads=THREADS, pipelines=summary)
+    return summary
+
+
+def _check_outputs(benchmark, outputs: dict[str, np.ndarray]) -> None:
+    fp32, bf16 = outputs["ours-float32"], outputs["ours-bfloat16"]
+    cos = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    benchmark.extra_info["min_cosine_bf16_to_fp32"] = float(cos.min())
+    assert cos.min() >= 0.9999
+    if "upstream-float32" in outputs:
+        diff = float(np.abs(fp32 - outputs["upstream-float32"]).max())
+        benchmark.extra_info["max_abs_diff_fp32_vs_upstream"] = diff
+        print(f"\n  max |ours fp32 - upstream fp32| = {diff:.2e}; min cosine bf16/fp32 = {cos.min():.6f}")
+        assert diff <= 1e-5
+
+
+@pytest.mark.benchmark(group="imagebind-cpu")
+def test_cpu_steady_state(benchmark, files, checkpoints, upstream):
+    from sertk_plugins.featurizers.imagebind.weights import load_audio_state_dict
+
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        runs[f"ours-{dtype}"] = (lambda f=_ours(checkpoints[1], dtype): _embed_ours(f, files))
+    if upstream is not None:
+        model = upstream.build_audio_model(load_audio_state_dict(checkpoints[0]))
+        runs["upstream-float32"] = lambda: _embed_upstream(upstream, model, files)
+    _check_outputs(benchmark, {k: fn() for k, fn in runs.items()})  # also the warm-up
+    _interleaved(benchmark, runs, len(files), rounds=5)
+
+
+@pytest.fixture(scope="module")
+def upstream_checkpoint(checkpoints, tmp_path_factory, upstream):
+    if upstream is None or not FULL_CHECKPOINT:
+        return checkpoints[0], "audio + 4 tensors (understates upstream's 4.8 GB load)"
+    from sertk_plugins.featurizers.imagebind.weights import random_audio_state_dict
+
+    shapes = upstream.full_model_key_shapes()
+    audio = random_audio_state_dict(0)
+    state = {k: audio[k] if k in audio else torch.zeros(s) for k, s in shapes.items()}
+    path = tmp_path_factory.mktemp("bench-full") / "imagebind_huge.pth"
+    torch.save(state, path)
+    del state
+    gc.collect()
+    return path, f"full size ({path.stat().st_size / 1e9:.1f} GB)"
+
+
+@pytest.mark.benchmark(group="imagebind-cpu")
+def test_cpu_whole_process(benchmark, files, checkpoints, upstream, upstream_checkpoint):
+    from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
+
+    def ours(dtype):
+        feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device="cpu", dtype=dtype,
+                                   batch_size=len(DURATIONS))
+        return _embed_ours(feat, files)
+
+    runs = {"ours-float32": lambda: ours("float32"), "ours-bfloat16": lambda: ours("bfloat16")}
+    if upstream is not None:
+        ns = upstream.install()
+        path, what = upstream_checkpoint
+        benchmark.extra_info["upstream_checkpoint"] = what
+
+        def theirs():
+            model = ns.imagebind_model.imagebind_huge(pretrained=False)
+            model.load_state_dict(torch.load(path, weights_only=True), strict=False)
+            model.eval()
+            out = []
+            with torch.no_grad():
+                for i in range(0, len(files), len(DURATIONS)):
+                    batch = ns.data.load_and_transform_audio_data([str(p) for p in files[i:i + len(DURATIONS)]],
+                                                                  "cpu")
+                    out.append(model({"audio": batch})["audio"].numpy())
+            del model
+            gc.collect()
+            return np.concatenate(out)
+
+        runs["upstream-float32"] = theirs
+    _interleaved(benchmark, runs, len(files), rounds=3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.benchmark(group="imagebind-gpu")
+def test_gpu_steady_state(benchmark, request, files, checkpoints, upstream):
+    from sertk_plugins.featurizers.imagebind.weights import load_audio_state_dict
+
+    def synced(fn):
+        def run():
+            out = fn()
+            torch.cuda.synchronize()
+            return out
+        return run
+
+    # fp32 means fp32 on both sides: no TF32 in upstream's convolutions either (ours switches it off itself)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    request.addfinalizer(lambda: setattr(torch.backends.cudnn, "allow_tf32", tf32))
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        feat = _ours(checkpoints[1], dtype, device="cuda")
+        runs[f"ours-{dtype}"] = synced(lambda f=feat: _embed_ours(f, files))
+    if upstream is not None:
+        model = upstream.build_audio_model(load_audio_state_dict(checkpoints[0])).to("cuda")
+        runs["upstream-float32"] = synced(lambda: _embed_upstream(upstream, model, files, device="cuda"))
+    _check_outputs(benchmark, {k: fn() for k, fn in runs.items()})
+    benchmark.extra_info["device"] = torch.cuda.get_device_name()
+    _interleaved(benchmark, runs, len(files), rounds=5)
