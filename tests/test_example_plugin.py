@@ -25,18 +25,6 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sertk-example-dataset"
 
-# The sertk CLI with the built-in dataset plugins only (and every external plugin, as usual): these tests are
-# about a third-party dataset, so they do not depend on the featurizer and classifier built-ins.
-DATASET_BUILTINS = ("sertk_plugins.datasets.iemocap", "sertk_plugins.datasets.folder",
-                    "sertk_plugins.datasets.manifest")
-LAUNCHER = f"""\
-import sys
-import sertk.plugins as plugins
-plugins._host = plugins.PluginHost(builtins={DATASET_BUILTINS!r})
-from sertk.cli.main import main
-main(sys.argv[1:])
-"""
-
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("pip") is None or importlib.util.find_spec("setuptools") is None,
     reason="needs pip and setuptools in the test environment to install the example offline",
@@ -54,8 +42,6 @@ class Env:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.python = root / "bin" / "python"
-        self.launcher = root / "sertk_cli.py"
-        self.launcher.write_text(LAUNCHER)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k != "SERTK_LOAD_PLUGINS"}
@@ -66,9 +52,9 @@ class Env:
             raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
 
-    def sertk(self, *args: str, check: bool = True, all_builtins: bool = False) -> subprocess.CompletedProcess:
-        """``sertk ARGS`` in the environment; ``all_builtins`` runs the real ``python -m sertk``."""
-        return self.run(*(["-m", "sertk"] if all_builtins else [str(self.launcher)]), *args, check=check)
+    def sertk(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``sertk ARGS`` in the environment (``python -m sertk``: the real command with every built-in)."""
+        return self.run("-m", "sertk", *args, check=check)
 
     def components(self) -> dict[str, dict]:
         rows = json.loads(self.sertk("list", "--json").stdout)["components"]
@@ -147,22 +133,20 @@ def test_plugin_errors_reach_the_user_as_one_line(installed, tmp_path):
 
 def test_plugin_can_be_switched_off(installed):
     env = {k: v for k, v in os.environ.items() if k != "SERTK_LOAD_PLUGINS"}
-    result = subprocess.run([str(installed.python), str(installed.launcher), "list", "--json"], capture_output=True,
+    result = subprocess.run([str(installed.python), "-m", "sertk", "list", "--json"], capture_output=True,
                             text=True, env={**env, "SERTK_LOAD_PLUGINS": ""}, timeout=120, check=True)
     names = {r["name"] for r in json.loads(result.stdout)["components"]}
     assert "example-emodb" not in names and "iemocap" in names
 
 
-# ---- LEAD: `sertk run` on the third-party dataset -------------------------------------------------------------
-# Written against sertk/cli/run.py as of this writing; enable (drop the skip) once the pipeline has landed and
-# check the option names and report keys.
-@pytest.mark.skip(reason="LEAD: enable once `sertk run` (pipeline) has landed")
 def test_run_on_the_plugin(installed, emodb, tmp_path):
     out = tmp_path / "run"
     result = installed.sertk("run", "--dataset", "example-emodb", "--data-root", str(emodb),
                              "--featurizer", "handcrafted", "--classifier", "logreg", "--protocol", "loso",
-                             "--no-cache", "--out", str(out), "--json", all_builtins=True)
+                             "--no-cache", "--out", str(out), "--json")
     report = json.loads(result.stdout)
     assert report["dataset"]["name"] == "example-emodb" and report["dataset"]["n_utterances"] == 24
     assert report["protocol"]["n_folds"] == 3
     assert (out / "report.json").is_file()
+    assert report["protocol"]["kind"] == "speaker-independent" and report["n_test"] == 24
+    assert report["dataset"]["n_speakers"] == json.loads((out / "report.json").read_text())["dataset"]["n_speakers"]

@@ -71,7 +71,7 @@ def test_hook_sertk_register_datasets(toy_corpus):
 
 
 def test_hook_sertk_register_featurizers():
-    from conftest import ToyFeaturizer
+    from toy_plugin import ToyFeaturizer
 
     @sertk.hookimpl
     def sertk_register_featurizers(register):

@@ -12,7 +12,7 @@ from sertk.errors import ConfigError, DatasetError
 from sertk.pipeline import run_experiment
 from sertk.report import REPORT_KEYS
 
-from conftest import ToyFeaturizer
+from toy_plugin import ToyFeaturizer
 
 
 def _config(root, out, **extra) -> RunConfig:

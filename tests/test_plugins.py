@@ -13,7 +13,7 @@ import sertk
 from sertk.errors import DuplicateComponentError, PluginError, UnknownComponentError
 from sertk.plugins import PluginHost
 
-from conftest import ToyDataset, toy_plugin
+from toy_plugin import ToyDataset, toy_plugin
 
 
 def _module(name: str, **attrs) -> types.ModuleType:

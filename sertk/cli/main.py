@@ -62,13 +62,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, progress: bool | None, de
 
 def _add_commands() -> None:
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # a command not written yet
-                continue
-            raise
-        cli.add_command(module.command)
+        cli.add_command(importlib.import_module(module_name).command)
 
 
 _add_commands()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared corpus builders
 
 from iemocap_tree import DIALOGS, make_iemocap_tree, tree_utterances  # noqa: E402
 

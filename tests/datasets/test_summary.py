@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from sertk.datasummary import (
 from sertk.errors import ConfigError, DatasetError
 from sertk.plugins import PluginHost
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared corpus builders
 
 from iemocap_tree import make_iemocap_tree  # noqa: E402
 
