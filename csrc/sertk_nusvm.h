@@ -1,0 +1,145 @@
+/*
+ * sertk_nusvm.h -- the compiled core of sertk's nu-support-vector classifier.
+ *
+ * A C99 library with no Python dependency.  It trains a nu-SVC (Schoelkopf et al., 2000) with the SMO algorithm
+ * of libsvm (Chang & Lin; working-set selection of Fan, Chen & Lin 2005): the nu working-set rule chosen
+ * separately per class, second-order selection of the second index, shrinking, the same stopping rule and the
+ * same rho / r scaling, so that it follows libsvm's iteration path.  Multiclass problems are split one-vs-one
+ * with libsvm's sub-problem layout, support-vector layout and voting.  Platt scaling with pairwise coupling
+ * (Wu, Lin & Weng, method 2) gives probabilities.
+ *
+ * Kernel values come from BLAS: the caller passes dgemm/ddot function pointers (the Python wrapper passes
+ * SciPy's), so this library links no BLAS itself.  When the float32 Gram matrix of all training samples fits
+ * the memory budget it is computed once (a float64 product, then rounded to float32 as libsvm's kernel cache
+ * does); otherwise kernel rows are computed in BLAS blocks into an LRU row cache per one-vs-one sub-problem.
+ *
+ * Every exported symbol carries the prefix sertk_.  Functions return a status code (SERTK_OK on success) and
+ * free everything they allocated, also on failure.  All functions are reentrant; independent sub-problems may
+ * run on several POSIX threads (params.n_threads).
+ */
+#ifndef SERTK_NUSVM_H
+#define SERTK_NUSVM_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SERTK_NUSVM_ABI_VERSION 1
+
+/* status codes */
+enum {
+    SERTK_OK = 0,
+    SERTK_ENOMEM = 1,      /* an allocation failed */
+    SERTK_EINVAL = 2,      /* an argument is out of range (sizes, labels, weights, nu, tol, kernel) */
+    SERTK_EINFEASIBLE = 3, /* nu is infeasible for the (weighted) class sizes of some pair */
+    SERTK_ETHREAD = 4      /* a worker thread could not be started */
+};
+
+/* kernels (values follow libsvm's numbering) */
+enum {
+    SERTK_KERNEL_LINEAR = 0,
+    SERTK_KERNEL_RBF = 2,
+    SERTK_KERNEL_PRECOMPUTED = 4
+};
+
+/* how the training kernel was held (reported in the model) */
+enum {
+    SERTK_KMODE_GRAM = 0,  /* whole float32 Gram matrix */
+    SERTK_KMODE_CACHE = 1  /* per-sub-problem LRU cache of kernel rows computed in BLAS blocks */
+};
+
+/* Fortran BLAS signatures, as exported by scipy.linalg.cython_blas */
+typedef void (*sertk_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a,
+                               int *lda, double *b, int *ldb, double *beta, double *c, int *ldc);
+typedef double (*sertk_ddot_fn)(int *n, double *x, int *incx, double *y, int *incy);
+
+typedef struct {
+    sertk_dgemm_fn dgemm;
+    sertk_ddot_fn ddot;
+} sertk_blas;
+
+typedef struct {
+    int kernel;          /* SERTK_KERNEL_* */
+    double gamma;        /* RBF: K(x, z) = exp(-gamma * |x - z|^2) */
+    double nu;           /* in (0, 1] */
+    double tol;          /* stopping tolerance on the maximal violation, > 0 (libsvm's eps) */
+    int shrinking;       /* 0 or 1 */
+    int max_iter;        /* per sub-problem; -1: libsvm's own cap max(10^7, 100 l) */
+    double cache_bytes;  /* memory budget for kernel values, bytes */
+    int n_threads;       /* >= 1; sub-problems and kernel blocks run in parallel */
+    int probability;     /* 1: fit Platt sigmoids on 5-fold cross-validated decision values */
+} sertk_nusvm_params;
+
+/*
+ * A training set.  X is row-major n x d (for SERTK_KERNEL_PRECOMPUTED: the n x n training kernel, d == n).
+ * y holds class indices 0..n_classes-1 (every class present); weight holds per-sample upper bounds (> 0;
+ * sample_weight times class weight).  prob_perm, used only when params.probability is set, holds for every
+ * one-vs-one pair (0,1), (0,2), ..., (1,2), ... a permutation of 0..l_p-1 (l_p = n_i + n_j), concatenated:
+ * the random fold assignment of libsvm's internal 5-fold cross-validation.
+ */
+typedef struct {
+    int n;
+    int d;
+    const double *X;
+    const int *y;
+    const double *weight;
+    int n_classes;
+    const int *prob_perm;
+} sertk_nusvm_problem;
+
+/* A trained model, in libsvm's layout.  Arrays are allocated by sertk_nusvm_fit; free with sertk_nusvm_model_free. */
+typedef struct {
+    int n_classes;
+    int n_pairs;        /* n_classes (n_classes - 1) / 2 */
+    int n_sv;
+    int fit_status;     /* 0, or 1 when some sub-problem stopped at max_iter */
+    int kernel_mode;    /* SERTK_KMODE_* used for training */
+    int *n_support;     /* [n_classes] support vectors per class */
+    int *support;       /* [n_sv] row indices into the training X, class by class, ascending */
+    double *dual_coef;  /* [(n_classes - 1) * n_sv] row-major, libsvm's sv_coef layout */
+    double *rho;        /* [n_pairs] decision value of pair p is sum_k coef_k K(sv_k, x) - rho[p] */
+    int *n_iter;        /* [n_pairs] SMO iterations of each sub-problem */
+    double *prob_a;     /* [n_pairs] Platt sigmoid A, or NULL */
+    double *prob_b;     /* [n_pairs] Platt sigmoid B, or NULL */
+} sertk_nusvm_model;
+
+/* Train.  On success *model is filled (free it with sertk_nusvm_model_free); on failure it is left empty. */
+int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params, const sertk_blas *blas,
+                    sertk_nusvm_model *model);
+
+void sertk_nusvm_model_free(sertk_nusvm_model *model);
+
+/*
+ * The largest nu that libsvm's feasibility rule accepts: min over pairs of 2 min(W_i, W_j) / (W_i + W_j),
+ * W_c the summed weight of class c.  *worst_i / *worst_j (may be NULL) receive the limiting pair.
+ */
+double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
+                                   int *worst_j);
+
+/*
+ * One-vs-one decision values dec[m x n_pairs] (row-major).  X is the m x d test matrix; sv the n_sv x d support
+ * vectors (for SERTK_KERNEL_PRECOMPUTED, X is the m x n_sv kernel between test samples and support vectors and
+ * sv is unused).  n_support, dual_coef and rho come from a model.
+ */
+int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                         int n_classes, const int *n_support, const double *dual_coef, const double *rho,
+                         const sertk_blas *blas, int n_threads, double *dec);
+
+/* libsvm's vote: pair (i, j) votes for i when its decision value is > 0, else for j; ties go to the lower index. */
+int sertk_nusvm_vote(const double *dec, int m, int n_classes, int *out);
+
+/* Probabilities out[m x n_classes] from decision values: Platt sigmoids per pair, then pairwise coupling. */
+int sertk_nusvm_proba(const double *dec, int m, int n_classes, const double *prob_a, const double *prob_b,
+                      double *out);
+
+/* Platt's sigmoid fit (Lin, Lin & Weng's Newton method): P(y=1|f) = 1 / (1 + exp(A f + B)). */
+void sertk_nusvm_sigmoid_train(int l, const double *dec, const signed char *label, double *A, double *B);
+
+/* A human-readable message for a status code. */
+const char *sertk_nusvm_strerror(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERTK_NUSVM_H */

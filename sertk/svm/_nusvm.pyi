@@ -1,0 +1,50 @@
+"""Type stub of the compiled wrapper :mod:`sertk.svm._nusvm` (see ``_nusvm.pyx``)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+KERNELS: dict[str, int]
+ABI_VERSION: int
+
+class InfeasibleNuError(ValueError): ...
+
+def fit(
+    X: npt.NDArray[np.float64],
+    y: npt.NDArray[np.int32],
+    weight: npt.NDArray[np.float64],
+    n_classes: int,
+    *,
+    kernel: str = ...,
+    gamma: float = ...,
+    nu: float = ...,
+    tol: float = ...,
+    shrinking: bool = ...,
+    max_iter: int = ...,
+    cache_bytes: float = ...,
+    n_threads: int = ...,
+    prob_perm: npt.NDArray[np.int32] | None = ...,
+) -> dict[str, Any]: ...
+def decision_function(
+    X: npt.NDArray[np.float64],
+    support_vectors: npt.NDArray[np.float64],
+    n_support: npt.NDArray[np.int32],
+    dual_coef: npt.NDArray[np.float64],
+    rho: npt.NDArray[np.float64],
+    *,
+    kernel: str = ...,
+    gamma: float = ...,
+    n_threads: int = ...,
+) -> npt.NDArray[np.float64]: ...
+def vote(dec: npt.NDArray[np.float64], n_classes: int) -> npt.NDArray[np.int32]: ...
+def proba(
+    dec: npt.NDArray[np.float64],
+    n_classes: int,
+    prob_a: npt.NDArray[np.float64],
+    prob_b: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...
+def max_feasible_nu(
+    y: npt.NDArray[np.int32], weight: npt.NDArray[np.float64], n_classes: int
+) -> tuple[float, tuple[int, int]]: ...
+def sigmoid_train(dec: npt.NDArray[np.float64], label: npt.NDArray[np.int8]) -> tuple[float, float]: ...

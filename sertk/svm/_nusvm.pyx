@@ -1,0 +1,305 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin wrapper over the C core ``csrc/sertk_nusvm.c``: typed memoryviews in, NumPy arrays out.
+
+Each function checks shapes, hands SciPy's BLAS (``scipy.linalg.cython_blas``) to the core as function pointers,
+runs the core without the GIL and turns its status codes into ``MemoryError`` / ``ValueError``.  Validation of
+user input (NaN, labels, parameters) belongs to the estimator in ``_classes.py``; this layer only guards the C
+contract.
+"""
+
+import numpy as np
+
+from scipy.linalg.cython_blas cimport ddot, dgemm
+from libc.string cimport memcpy
+
+
+cdef extern from "sertk_nusvm.h" nogil:
+    ctypedef void (*sertk_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *, double *,
+                                    int *, double *, double *, int *) noexcept nogil
+    ctypedef double (*sertk_ddot_fn)(int *, double *, int *, double *, int *) noexcept nogil
+
+    ctypedef struct sertk_blas:
+        sertk_dgemm_fn dgemm
+        sertk_ddot_fn ddot
+
+    ctypedef struct sertk_nusvm_params:
+        int kernel
+        double gamma
+        double nu
+        double tol
+        int shrinking
+        int max_iter
+        double cache_bytes
+        int n_threads
+        int probability
+
+    ctypedef struct sertk_nusvm_problem:
+        int n
+        int d
+        const double *X
+        const int *y
+        const double *weight
+        int n_classes
+        const int *prob_perm
+
+    ctypedef struct sertk_nusvm_model:
+        int n_classes
+        int n_pairs
+        int n_sv
+        int fit_status
+        int kernel_mode
+        int *n_support
+        int *support
+        double *dual_coef
+        double *rho
+        int *n_iter
+        double *prob_a
+        double *prob_b
+
+    int SERTK_OK
+    int SERTK_ENOMEM
+    int SERTK_EINFEASIBLE
+    int SERTK_KERNEL_LINEAR
+    int SERTK_KERNEL_RBF
+    int SERTK_KERNEL_PRECOMPUTED
+    int SERTK_KMODE_GRAM
+    int SERTK_NUSVM_ABI_VERSION
+
+    int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params,
+                        const sertk_blas *blas, sertk_nusvm_model *model)
+    void sertk_nusvm_model_free(sertk_nusvm_model *model)
+    double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
+                                       int *worst_j)
+    int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                             int n_classes, const int *n_support, const double *dual_coef, const double *rho,
+                             const sertk_blas *blas, int n_threads, double *dec)
+    int sertk_nusvm_vote(const double *dec, int m, int n_classes, int *out)
+    int sertk_nusvm_proba(const double *dec, int m, int n_classes, const double *prob_a, const double *prob_b,
+                          double *out)
+    void sertk_nusvm_sigmoid_train(int l, const double *dec, const signed char *label, double *A, double *B)
+    const char *sertk_nusvm_strerror(int status)
+
+
+KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed": SERTK_KERNEL_PRECOMPUTED}
+ABI_VERSION = SERTK_NUSVM_ABI_VERSION
+
+
+cdef sertk_blas _blas() noexcept nogil:
+    cdef sertk_blas b
+    b.dgemm = <sertk_dgemm_fn>dgemm
+    b.ddot = <sertk_ddot_fn>ddot
+    return b
+
+
+class InfeasibleNuError(ValueError):
+    """ν is infeasible for the (weighted) class sizes of some pair: ν (W_i + W_j) / 2 > min(W_i, W_j)."""
+
+
+cdef int _check(int rc) except -1:
+    if rc == SERTK_OK:
+        return 0
+    message = "sertk ν-SVM core: " + sertk_nusvm_strerror(rc).decode()
+    if rc == SERTK_ENOMEM:
+        raise MemoryError(message)
+    if rc == SERTK_EINFEASIBLE:
+        raise InfeasibleNuError(message)
+    raise ValueError(message)
+
+
+def _kernel_code(kernel):
+    try:
+        return KERNELS[kernel]
+    except KeyError:
+        raise ValueError(f"unknown kernel {kernel!r}; the core knows {sorted(KERNELS)}") from None
+
+
+def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int n_classes, *, str kernel="rbf",
+        double gamma=1.0, double nu=0.5, double tol=1e-3, bint shrinking=True, int max_iter=-1,
+        double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None):
+    """Train a one-vs-one ν-SVC.
+
+    Parameters
+    ----------
+    X : float64 array (n, d), C-contiguous
+        Training samples (for ``kernel="precomputed"``: the (n, n) training kernel).
+    y : int32 array (n,)
+        Class indices 0 .. n_classes-1, every class present.
+    weight : float64 array (n,)
+        Per-sample upper bounds (> 0).
+    prob_perm : int32 array (sum over pairs of n_i + n_j,), optional
+        When given, Platt scaling is fitted on 5-fold cross-validation; for each pair (0,1), (0,2), …, (1,2), …
+        a permutation of 0 .. n_i+n_j-1, concatenated: the fold assignment.
+
+    Returns
+    -------
+    dict
+        ``support`` (int32, indices into X), ``n_support`` (int32, per class), ``dual_coef`` (float64,
+        (n_classes-1, n_SV), libsvm's layout), ``rho``, ``n_iter`` (per pair), ``fit_status`` (0, or 1 when a
+        sub-problem reached max_iter), ``prob_a``/``prob_b`` (or None), ``kernel_mode`` ("gram" or "cache").
+    """
+    cdef Py_ssize_t n = X.shape[0]
+    if y.shape[0] != n or weight.shape[0] != n:
+        raise ValueError(f"X has {n} rows but y has {y.shape[0]} and weight {weight.shape[0]}")
+    if n < 2 or X.shape[1] < 1:
+        raise ValueError(f"need at least 2 samples and 1 feature, got X of shape {(X.shape[0], X.shape[1])}")
+    cdef sertk_nusvm_problem prob
+    cdef sertk_nusvm_params par
+    cdef sertk_nusvm_model model
+    cdef sertk_blas blas = _blas()
+    cdef Py_ssize_t need = 0
+    prob.n = <int>n
+    prob.d = <int>X.shape[1]
+    prob.X = &X[0, 0]
+    prob.y = &y[0]
+    prob.weight = &weight[0]
+    prob.n_classes = n_classes
+    prob.prob_perm = NULL
+    par.kernel = _kernel_code(kernel)
+    par.gamma = gamma
+    par.nu = nu
+    par.tol = tol
+    par.shrinking = 1 if shrinking else 0
+    par.max_iter = max_iter
+    par.cache_bytes = cache_bytes
+    par.n_threads = n_threads
+    par.probability = 0
+    if prob_perm is not None:
+        counts = np.bincount(np.asarray(y), minlength=n_classes)
+        need = sum(int(counts[i] + counts[j]) for i in range(n_classes) for j in range(i + 1, n_classes))
+        if prob_perm.shape[0] != need:
+            raise ValueError(f"prob_perm has {prob_perm.shape[0]} entries, expected {need}")
+        prob.prob_perm = &prob_perm[0]
+        par.probability = 1
+    cdef int rc
+    with nogil:
+        rc = sertk_nusvm_fit(&prob, &par, &blas, &model)
+    _check(rc)
+    try:
+        return _model_to_dict(&model)
+    finally:
+        sertk_nusvm_model_free(&model)
+
+
+cdef dict _model_to_dict(sertk_nusvm_model *m):
+    cdef Py_ssize_t k = m.n_classes, P = m.n_pairs, nsv = m.n_sv, i
+    support = np.empty(nsv, dtype=np.int32)
+    n_support = np.empty(k, dtype=np.int32)
+    dual_coef = np.empty((k - 1, nsv), dtype=np.float64)
+    rho = np.empty(P, dtype=np.float64)
+    n_iter = np.empty(P, dtype=np.int32)
+    cdef int[::1] sv_v = support, ns_v = n_support, it_v = n_iter
+    cdef double[:, ::1] dc_v = dual_coef
+    cdef double[::1] rho_v = rho
+    for i in range(nsv):
+        sv_v[i] = m.support[i]
+    for i in range(k):
+        ns_v[i] = m.n_support[i]
+    if nsv > 0:
+        memcpy(&dc_v[0, 0], m.dual_coef, sizeof(double) * (k - 1) * nsv)
+    for i in range(P):
+        rho_v[i] = m.rho[i]
+        it_v[i] = m.n_iter[i]
+    prob_a = prob_b = None
+    if m.prob_a != NULL:
+        prob_a = np.array([m.prob_a[i] for i in range(P)], dtype=np.float64)
+        prob_b = np.array([m.prob_b[i] for i in range(P)], dtype=np.float64)
+    return {
+        "support": support,
+        "n_support": n_support,
+        "dual_coef": dual_coef,
+        "rho": rho,
+        "n_iter": n_iter,
+        "fit_status": int(m.fit_status),
+        "prob_a": prob_a,
+        "prob_b": prob_b,
+        "kernel_mode": "gram" if m.kernel_mode == SERTK_KMODE_GRAM else "cache",
+    }
+
+
+def decision_function(const double[:, ::1] X, const double[:, ::1] support_vectors, const int[::1] n_support,
+                      const double[:, ::1] dual_coef, const double[::1] rho, *, str kernel="rbf", double gamma=1.0,
+                      int n_threads=1):
+    """One-vs-one decision values, float64 array (n_samples, n_pairs), libsvm's sign convention.
+
+    For ``kernel="precomputed"``, X is the (n_samples, n_SV) kernel between the samples and the support vectors
+    and ``support_vectors`` is ignored.
+    """
+    cdef int code = _kernel_code(kernel)
+    cdef Py_ssize_t k = n_support.shape[0], m = X.shape[0], d = X.shape[1], nsv = dual_coef.shape[1]
+    cdef Py_ssize_t P = k * (k - 1) // 2
+    if k < 2 or dual_coef.shape[0] != k - 1 or rho.shape[0] != P:
+        raise ValueError("inconsistent model: n_support, dual_coef and rho do not fit together")
+    if int(np.asarray(n_support).sum()) != nsv:
+        raise ValueError("inconsistent model: n_support does not add up to the number of support vectors")
+    if code == SERTK_KERNEL_PRECOMPUTED:
+        if d != nsv:
+            raise ValueError(f"precomputed kernel has {d} columns, expected {nsv} (one per support vector)")
+    elif support_vectors.shape[0] != nsv or (nsv > 0 and support_vectors.shape[1] != d):
+        raise ValueError(f"X has {d} features but the support vectors have shape "
+                         f"{(support_vectors.shape[0], support_vectors.shape[1])}")
+    dec = np.empty((m, P), dtype=np.float64)
+    if m == 0:
+        return dec
+    cdef double[:, ::1] dec_v = dec
+    cdef sertk_blas blas = _blas()
+    cdef const double *svp = &support_vectors[0, 0] if (code != SERTK_KERNEL_PRECOMPUTED and nsv > 0) else NULL
+    cdef const double *dcp = &dual_coef[0, 0] if nsv > 0 else NULL
+    cdef int rc
+    with nogil:
+        rc = sertk_nusvm_decision(&X[0, 0], <int>m, <int>d, svp, <int>nsv, code, gamma, <int>k, &n_support[0],
+                                  dcp, &rho[0], &blas, n_threads, &dec_v[0, 0])
+    _check(rc)
+    return dec
+
+
+def vote(const double[:, ::1] dec, int n_classes):
+    """libsvm's one-vs-one vote: int32 class indices (n_samples,); ties go to the lower index."""
+    cdef Py_ssize_t m = dec.shape[0]
+    if n_classes < 2 or dec.shape[1] != n_classes * (n_classes - 1) // 2:
+        raise ValueError(f"decision values of shape {(dec.shape[0], dec.shape[1])} do not fit {n_classes} classes")
+    out = np.empty(m, dtype=np.int32)
+    if m == 0:
+        return out
+    cdef int[::1] out_v = out
+    cdef int rc
+    with nogil:
+        rc = sertk_nusvm_vote(&dec[0, 0], <int>m, n_classes, &out_v[0])
+    _check(rc)
+    return out
+
+
+def proba(const double[:, ::1] dec, int n_classes, const double[::1] prob_a, const double[::1] prob_b):
+    """Class probabilities (n_samples, n_classes): Platt sigmoids per pair, then pairwise coupling."""
+    cdef Py_ssize_t m = dec.shape[0], P = n_classes * (n_classes - 1) // 2
+    if n_classes < 2 or dec.shape[1] != P or prob_a.shape[0] != P or prob_b.shape[0] != P:
+        raise ValueError("decision values and sigmoid parameters do not fit the number of classes")
+    out = np.empty((m, n_classes), dtype=np.float64)
+    if m == 0:
+        return out
+    cdef double[:, ::1] out_v = out
+    cdef int rc
+    with nogil:
+        rc = sertk_nusvm_proba(&dec[0, 0], <int>m, n_classes, &prob_a[0], &prob_b[0], &out_v[0, 0])
+    _check(rc)
+    return out
+
+
+def max_feasible_nu(const int[::1] y, const double[::1] weight, int n_classes):
+    """(largest feasible ν, (i, j) the limiting pair of class indices), with class weights summed in order."""
+    if y.shape[0] != weight.shape[0] or y.shape[0] == 0 or n_classes < 2:
+        raise ValueError("y and weight must be non-empty and of equal length, with at least 2 classes")
+    cdef int wi = -1, wj = -1
+    cdef double v
+    with nogil:
+        v = sertk_nusvm_max_feasible_nu(<int>y.shape[0], &y[0], &weight[0], n_classes, &wi, &wj)
+    return v, (wi, wj)
+
+
+def sigmoid_train(const double[::1] dec, const signed char[::1] label):
+    """Platt's sigmoid (A, B) for decision values and ±1 labels, as libsvm's sigmoid_train."""
+    if dec.shape[0] != label.shape[0] or dec.shape[0] == 0:
+        raise ValueError("dec and label must be non-empty and of equal length")
+    cdef double A = 0, B = 0
+    with nogil:
+        sertk_nusvm_sigmoid_train(<int>dec.shape[0], &dec[0], &label[0], &A, &B)
+    return A, B
