@@ -82,7 +82,8 @@ def test_list_shows_components_with_their_plugins(toy_host):
     result = invoke("list")
     assert result.exit_code == 0
     assert "datasets:" in result.output and "toy" in result.output
-    assert "sklearn-nusvc" in result.output and "sertk_plugins.classifiers.sklearn_reference" in result.output
+    assert "sklearn-nusvc" in result.output
+    assert "sertk_plugins.classifiers.sklearn_reference (sertk 0.1.0)" in result.output
     assert "loso-speaker" in result.output and "speaker-independent" in result.output
     data = json.loads(invoke("list", "--json").output)
     row = next(r for r in data["components"] if r["name"] == "toy-bands")

@@ -11,6 +11,7 @@ def command(as_json: bool) -> None:
     """List the registered components and the plugins (and package versions) that provide them."""
     import json
 
+    from sertk import __version__
     from sertk.plugins import KINDS, get_host
     from sertk.protocols import PROTOCOLS
 
@@ -23,7 +24,7 @@ def command(as_json: bool) -> None:
                          "version": plugin.version, "builtin": plugin.builtin, "description": component.description})
     for protocol in PROTOCOLS.values():
         rows.append({"kind": "protocol", "name": protocol.name, "plugin": "sertk.protocols", "package": "sertk",
-                     "version": "", "builtin": True,
+                     "version": __version__, "builtin": True,
                      "description": f"[{'speaker-independent' if protocol.speaker_independent else 'speaker-dependent'}]"
                                     f" {protocol.description}"})
     broken = [{"name": b.name, "package": b.package, "error": b.error} for b in host.broken]
@@ -33,7 +34,8 @@ def command(as_json: bool) -> None:
     for kind in list(KINDS) + ["protocol"]:
         click.secho(f"{kind}s:", bold=True)
         for row in (r for r in rows if r["kind"] == kind):
-            source = row["plugin"] if row["builtin"] else f"{row['plugin']} ({row['package']} {row['version']})"
+            version = f" {row['version']}" if row["version"] else ""
+            source = f"{row['plugin']} ({row['package']}{version})"
             click.echo(f"  {row['name']:<16} {source}")
             if row["description"]:
                 click.echo(f"  {'':<16} {row['description']}")
