@@ -21,6 +21,14 @@ def toy_host(monkeypatch):
 
 
 @pytest.fixture
+def builtin_host(monkeypatch):
+    """The process-wide host with every built-in plugin and no external one (whatever the machine has)."""
+    host = sertk.plugins.PluginHost(load_external=False)
+    monkeypatch.setattr(sertk.plugins, "_host", host)
+    return host
+
+
+@pytest.fixture
 def toy_corpus(tmp_path) -> Path:
     return write_toy_corpus(tmp_path / "toy")
 

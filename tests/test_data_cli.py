@@ -9,20 +9,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-import sertk.plugins
 from iemocap_tree import make_iemocap_tree
 from sertk.cli.main import cli
-from sertk.plugins import PluginHost
-
-OURS = ["sertk_plugins.datasets.iemocap", "sertk_plugins.datasets.folder", "sertk_plugins.datasets.manifest"]
-
 
 @pytest.fixture
-def host(monkeypatch):
-    """Only the dataset plugins, so these tests do not depend on the other built-ins."""
-    h = PluginHost(builtins=OURS, load_external=False)
-    monkeypatch.setattr(sertk.plugins, "_host", h)
-    return h
+def host(builtin_host):
+    return builtin_host
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +64,7 @@ def test_missing_files_are_listed_and_strict_fails(corpus, host):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-d", "nope"], "Error: unknown dataset 'nope'; known datasets: csv, folder, iemocap"),
+    (["-d", "nope"], "Error: unknown dataset 'nope'; known datasets: csv, demo, folder, iemocap"),
     (["-d", "iemocap"], "Error: dataset 'iemocap' needs its files: pass --data-root DIR"),
     (["-d", "iemocap", "--data-root", "{root}", "-o", "session=1"],
      "Error: dataset 'iemocap' has no option 'session'; its options are: classes, full_release, improvised_only, "

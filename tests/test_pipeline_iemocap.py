@@ -13,14 +13,8 @@ from iemocap_tree import make_iemocap_tree
 
 
 @pytest.fixture
-def iemocap_host(monkeypatch):
-    import sertk.plugins
-
-    host = sertk.plugins.PluginHost(builtins=["sertk_plugins.datasets.iemocap",
-                                              "sertk_plugins.featurizers.handcrafted",
-                                              "sertk_plugins.classifiers.sklearn_reference"], load_external=False)
-    monkeypatch.setattr(sertk.plugins, "_host", host)
-    return host
+def iemocap_host(builtin_host):
+    return builtin_host
 
 
 @pytest.mark.parametrize("protocol, n_folds", [("loso", 5), ("loso-speaker", 10)])

@@ -19,20 +19,13 @@ from sertk.datasummary import (
     summarize_utterances,
 )
 from sertk.errors import ConfigError, DatasetError
-from sertk.plugins import PluginHost
 
 
 from iemocap_tree import make_iemocap_tree  # noqa: E402
 
-OURS = ["sertk_plugins.datasets.iemocap", "sertk_plugins.datasets.folder", "sertk_plugins.datasets.manifest"]
-
-
 @pytest.fixture
-def host(monkeypatch):
-    """A plugin host with only the dataset plugins (the other built-ins are not needed here)."""
-    h = PluginHost(builtins=OURS, load_external=False)
-    monkeypatch.setattr(sertk.plugins, "_host", h)
-    return h
+def host(builtin_host):
+    return builtin_host
 
 
 def wav(path: Path) -> Path:
@@ -113,5 +106,5 @@ def test_summarize_iemocap_lists_missing_files_instead_of_failing(tmp_path, host
 def test_summarize_dataset_errors(tmp_path, host):
     with pytest.raises(ConfigError, match="needs its files: pass --data-root"):
         summarize_dataset("iemocap")
-    with pytest.raises(sertk.errors.UnknownComponentError, match="known datasets: csv, folder, iemocap"):
+    with pytest.raises(sertk.errors.UnknownComponentError, match="known datasets: csv, demo, folder, iemocap"):
         summarize_dataset("nope", tmp_path)
