@@ -52,3 +52,27 @@ def test_run_predict_and_embed_with_imagebind(random_safetensors, recordings, tm
 
         direct = ImageBindFeaturizer(weights=str(random_safetensors), device="cpu").embed(paths)
         np.testing.assert_array_equal(data["embeddings"], direct)
+
+
+def test_paper_preset_on_miniature_iemocap(random_safetensors, tmp_path):
+    """`--preset paper` builds the paper's pipeline (iemocap 4-class, imagebind, nusvm ν = 0.1, sd-random 80/20)
+    and its report carries the comparison with the paper's 80.58 %."""
+    from iemocap_tree import make_iemocap_tree
+
+    root = make_iemocap_tree(tmp_path)
+    out = tmp_path / "paper"
+    result = CliRunner().invoke(cli, ["--no-progress", "run", "--preset", "paper", "--data-root", str(root),
+                                      "--weights", str(random_safetensors), "--device", "cpu",
+                                      "-o", "featurizer.dtype=bfloat16", "--cache-dir", str(tmp_path / "cache"),
+                                      "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert (report["dataset"]["name"], report["featurizer"]["name"], report["classifier"]["name"]) == (
+        "iemocap", "imagebind", "nusvm")
+    assert report["classifier"]["options"]["nu"] == 0.1 and report["classifier"]["standardize"] is False
+    assert report["protocol"]["name"] == "sd-random" and report["dataset"]["n_speakers"] == 10
+    assert report["n_test"] == round(0.2 * report["dataset"]["n_utterances"])
+    assert report["paper_comparison"].startswith("The paper reports 80.58 %")
+    assert report["paper_comparison"] in (out / "report.md").read_text()
+    for name in ("tsne_emotion.png", "tsne_speaker.png", "confusion_matrix.png", "model/model.json"):
+        assert (out / name).is_file()
