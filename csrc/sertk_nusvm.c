@@ -67,6 +67,9 @@ static void *sertk_big_alloc(size_t bytes)
     return sertk_alloc(bytes, 1);
 }
 
+/* the caller's cancellation flag (params.cancel): one volatile read, never written by the core */
+static inline int sertk_cancelled(const volatile int *flag) { return flag != NULL && *flag != 0; }
+
 static inline double sertk_min(double a, double b) { return a < b ? a : b; }  /* libsvm's min: (x<y)?x:y */
 static inline double sertk_max(double a, double b) { return a > b ? a : b; }  /* libsvm's max: (x>y)?x:y */
 
@@ -196,6 +199,7 @@ typedef struct {
     double *qd;         /* K(x, x), float64 */
     float *gram;        /* n x n float32 Gram matrix in the caller's row order, or NULL in cache mode */
     const sertk_blas *blas;
+    const volatile int *cancel; /* params.cancel */
 } sertk_kctx;
 
 /* libsvm's kernel value from a dot product: exp(-gamma*(|x|^2+|z|^2-2<x,z>)) for RBF, <x,z> for linear */
@@ -218,6 +222,7 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
     const int n = k->n, d = k->d;
     const int r0 = task * job->block;
     const int mr = (n - r0 < job->block) ? n - r0 : job->block;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int i = r0; i < r0 + mr; i++) {
             const double *src = k->K + (size_t)i * n;
@@ -252,6 +257,7 @@ static int sertk_gram_mirror_task(void *ctx, int task, int worker)
     const int i0 = task * SERTK_TILE;
     const int i1 = (i0 + SERTK_TILE < n) ? i0 + SERTK_TILE : n;
     float *g = k->gram;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
     for (int j0 = 0; j0 < i1; j0 += SERTK_TILE) {
         const int j1 = (j0 + SERTK_TILE < n) ? j0 + SERTK_TILE : n;
         for (int i = i0; i < i1; i++) {
@@ -872,9 +878,9 @@ static int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk
  * libsvm's Solver::Solve with Solver_NU's selection, shrinking and rho, on the sub-problem gidx[0..l) with
  * labels y, bounds C and the feasible start alpha (overwritten with the solution, sub-problem order).
  */
-static void sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *gidx, const schar *y,
-                           const double *C, double *alpha_io, double eps, int shrinking, int max_iter,
-                           double *rho, double *r, int *n_iter, int *timed_out)
+static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *gidx, const schar *y,
+                          const double *C, double *alpha_io, double eps, int shrinking, int max_iter,
+                          double *rho, double *r, int *n_iter, int *timed_out)
 {
     sertk_solver S;
     sertk_solver *s = &S;
@@ -914,6 +920,7 @@ static void sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int 
     }
     for (int i = 0; i < l; i++)
         if (s->st[i] != SERTK_LOWER) {
+            if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
             const float *R = sertk_row(s, i);
             const double ai = s->alpha[i];
             const double yi = s->y[i];
@@ -930,6 +937,8 @@ static void sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int 
     int counter = (l < 1000 ? l : 1000) + 1;
     *timed_out = 0;
     for (;;) {
+        /* a read of the caller's flag; it never changes the path of a fit that goes on */
+        if ((iter & 63) == 0 && sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
         if (iter >= cap) {
             *timed_out = 1;
             break;
@@ -1056,6 +1065,7 @@ static void sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int 
     *rho = sertk_calculate_rho(s, r);
     for (int i = 0; i < l; i++) alpha_io[s->aset[i]] = s->alpha[i];
     *n_iter = iter;
+    return SERTK_OK;
 }
 
 /* ============================================================================================================
@@ -1066,9 +1076,9 @@ static void sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int 
  * libsvm's solve_nu_svc: start from each class's budget nu*sum(C)/2 handed out in order, solve, then scale by
  * 1/r.  On return coef[i] = y_i alpha_i / r (the dual coefficient) and *rho is the scaled rho.
  */
-static void sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
-                         const int *gidx, const schar *y, const double *C, double *coef, double *rho, int *n_iter,
-                         int *timed_out)
+static int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
+                        const int *gidx, const schar *y, const double *C, double *coef, double *rho, int *n_iter,
+                        int *timed_out)
 {
     double nu_l = 0;
     for (int i = 0; i < l; i++) nu_l += par->nu * C[i];
@@ -1083,10 +1093,12 @@ static void sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_p
         }
     }
     double r;
-    sertk_nu_solve(w, k, l, gidx, y, C, coef, par->tol, par->shrinking, par->max_iter, rho, &r, n_iter,
-                   timed_out);
+    int rc = sertk_nu_solve(w, k, l, gidx, y, C, coef, par->tol, par->shrinking, par->max_iter, rho, &r, n_iter,
+                            timed_out);
+    if (rc != SERTK_OK) return rc;
     for (int i = 0; i < l; i++) coef[i] *= y[i] / r;
     *rho /= r;
+    return SERTK_OK;
 }
 
 /*
@@ -1264,8 +1276,8 @@ static void sertk_couple(int k, const double *r, double *p, double *Q, double *Q
  * labels sorted, so the negative class comes first); held-out decision values, sign-corrected, feed Platt's
  * sigmoid.  Kernel values are the float32-rounded ones the solver uses.
  */
-static void sertk_pair_probability(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
-                                   const int *perm, double *A, double *B)
+static int sertk_pair_probability(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
+                                  const int *perm, double *A, double *B)
 {
     const int *gidx = w->gidx;
     const schar *ysub = w->ysub;
@@ -1304,10 +1316,13 @@ static void sertk_pair_probability(sertk_work *w, const sertk_kctx *k, const ser
         }
         double rho_f;
         int it, to;
-        sertk_nu_svc(w, k, par, lf, w->fgidx, w->fy, w->fC, w->fa, &rho_f, &it, &to);
+        int rc = sertk_nu_svc(w, k, par, lf, w->fgidx, w->fy, w->fC, w->fa, &rho_f, &it, &to);
+        if (rc != SERTK_OK) return rc;
         sertk_fold_decisions(w, k, lf, rho_f, perm, begin, end);
     }
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
     sertk_nusvm_sigmoid_train(l, dec, ysub, A, B);
+    return SERTK_OK;
 }
 
 /* ============================================================================================================
@@ -1337,6 +1352,7 @@ static int sertk_pair_task(void *vctx, int p, int worker)
     const int ci = c->pair_i[p], cj = c->pair_j[p];
     const int si = c->start[ci], sj = c->start[cj], ni = c->count[ci], nj = c->count[cj];
     const int l = ni + nj;
+    if (sertk_cancelled(c->k->cancel)) return SERTK_ECANCELLED;
     /* libsvm's sub-problem: class i's samples (+1) then class j's (-1), each in training order */
     for (int a = 0; a < ni; a++) {
         w->gidx[a] = c->orig[si + a];
@@ -1348,12 +1364,19 @@ static int sertk_pair_task(void *vctx, int p, int worker)
         w->ysub[ni + a] = -1;
         w->Csub[ni + a] = c->weight[w->gidx[ni + a]];
     }
-    if (c->par->probability)
-        sertk_pair_probability(w, c->k, c->par, l, c->prob_perm + c->perm_off[p], &c->probA[p], &c->probB[p]);
+    if (c->par->probability) {
+        int rc = sertk_pair_probability(w, c->k, c->par, l, c->prob_perm + c->perm_off[p], &c->probA[p],
+                                        &c->probB[p]);
+        if (rc != SERTK_OK) return rc;
+    }
     double *coef = SERTK_NEW(double, l);
     if (!coef) return SERTK_ENOMEM;
-    sertk_nu_svc(w, c->k, c->par, l, w->gidx, w->ysub, w->Csub, coef, &c->rho[p], &c->n_iter[p],
-                 &c->timed_out[p]);
+    int rc = sertk_nu_svc(w, c->k, c->par, l, w->gidx, w->ysub, w->Csub, coef, &c->rho[p], &c->n_iter[p],
+                          &c->timed_out[p]);
+    if (rc != SERTK_OK) {
+        free(coef);
+        return rc;
+    }
     c->coef[p] = coef;
     return SERTK_OK;
 }
@@ -1510,6 +1533,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     kc.sq = sq;
     kc.qd = qd;
     kc.blas = blas;
+    kc.cancel = par->cancel;
     if (par->kernel == SERTK_KERNEL_PRECOMPUTED) {
         kc.K = prob->X;
         for (int i = 0; i < n; i++) qd[i] = prob->X[(size_t)i * n + i];
@@ -1890,6 +1914,8 @@ const char *sertk_nusvm_strerror(int status)
         return "nu is infeasible for the class sizes";
     case SERTK_ETHREAD:
         return "could not start a thread";
+    case SERTK_ECANCELLED:
+        return "cancelled";
     default:
         return "unknown status";
     }

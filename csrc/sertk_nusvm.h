@@ -16,6 +16,11 @@
  * Every exported symbol carries the prefix sertk_.  Functions return a status code (SERTK_OK on success) and
  * free everything they allocated, also on failure.  All functions are reentrant; independent sub-problems may
  * run on several POSIX threads (params.n_threads).
+ *
+ * Cancellation: a fit polls params.cancel (a plain flag, no callback, so the core stays free of Python) before
+ * every Gram block, every one-vs-one pair, every cross-validation fold, every kernel row of the initial gradient
+ * and every 64 SMO iterations.  Once another thread has set it to nonzero, the fit frees everything and returns
+ * SERTK_ECANCELLED.  The flag is only read, so it never changes the iteration path of a fit that is not cancelled.
  */
 #ifndef SERTK_NUSVM_H
 #define SERTK_NUSVM_H
@@ -24,7 +29,7 @@
 extern "C" {
 #endif
 
-#define SERTK_NUSVM_ABI_VERSION 1
+#define SERTK_NUSVM_ABI_VERSION 2 /* 2: sertk_nusvm_params.cancel, SERTK_ECANCELLED */
 
 /* status codes */
 enum {
@@ -32,7 +37,8 @@ enum {
     SERTK_ENOMEM = 1,      /* an allocation failed */
     SERTK_EINVAL = 2,      /* an argument is out of range (sizes, labels, weights, nu, tol, kernel) */
     SERTK_EINFEASIBLE = 3, /* nu is infeasible for the (weighted) class sizes of some pair */
-    SERTK_ETHREAD = 4      /* a worker thread could not be started */
+    SERTK_ETHREAD = 4,     /* a worker thread could not be started */
+    SERTK_ECANCELLED = 5   /* *params.cancel was set while fitting */
 };
 
 /* kernels (values follow libsvm's numbering) */
@@ -68,6 +74,7 @@ typedef struct {
     double cache_bytes;  /* memory budget for kernel values, bytes */
     int n_threads;       /* >= 1; sub-problems and kernel blocks run in parallel */
     int probability;     /* 1: fit Platt sigmoids on 5-fold cross-validated decision values */
+    const volatile int *cancel; /* NULL, or a flag another thread may set to nonzero to stop the fit */
 } sertk_nusvm_params;
 
 /*
@@ -103,7 +110,10 @@ typedef struct {
     double *prob_b;     /* [n_pairs] Platt sigmoid B, or NULL */
 } sertk_nusvm_model;
 
-/* Train.  On success *model is filled (free it with sertk_nusvm_model_free); on failure it is left empty. */
+/*
+ * Train.  On success *model is filled (free it with sertk_nusvm_model_free); on failure (SERTK_ECANCELLED
+ * included) it is left empty.
+ */
 int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params, const sertk_blas *blas,
                     sertk_nusvm_model *model);
 

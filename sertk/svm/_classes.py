@@ -88,6 +88,9 @@ def _label(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+_VALIDATION_ATTRS = ("n_features_in_", "feature_names_in_")
+
+
 def _resolve_n_jobs(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None:
@@ -249,6 +252,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         left out, as libsvm does.
         """
         self._check_params()
+        # what _validate_data(reset=True) overwrites, restored if the fit is interrupted (Ctrl-C)
+        before = {a: self.__dict__[a] for a in _VALIDATION_ATTRS if a in self.__dict__}
         X, y = _validate_data(self, X, y, reset=True)
         if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
             raise ValueError(f"a precomputed kernel must be a square matrix; X has shape {X.shape}")
@@ -300,6 +305,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                     shrinking=bool(self.shrinking), max_iter=int(self.max_iter),
                     cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads, prob_perm=prob_perm,
                 )
+        except KeyboardInterrupt:
+            # the core has been cancelled and has freed its memory; leave the estimator as it was (unfitted, or
+            # with its previous model) and let the interrupt propagate
+            for a in _VALIDATION_ATTRS:
+                self.__dict__.pop(a, None)
+            self.__dict__.update(before)
+            raise
         except _nusvm.InfeasibleNuError:
             wsum = np.zeros(k)
             np.add.at(wsum, y_fit, w_fit)

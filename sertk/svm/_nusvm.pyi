@@ -1,6 +1,6 @@
 """Type stub of the compiled wrapper :mod:`sertk.svm._nusvm` (see ``_nusvm.pyx``)."""
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,10 @@ KERNELS: dict[str, int]
 ABI_VERSION: int
 
 class InfeasibleNuError(ValueError): ...
+class FitCancelledError(RuntimeError): ...
+
+class _Event(Protocol):  # threading.Event, or anything with is_set()
+    def is_set(self) -> bool: ...
 
 def fit(
     X: npt.NDArray[np.float64],
@@ -25,6 +29,7 @@ def fit(
     cache_bytes: float = ...,
     n_threads: int = ...,
     prob_perm: npt.NDArray[np.int32] | None = ...,
+    cancel: _Event | None = ...,
 ) -> dict[str, Any]: ...
 def decision_function(
     X: npt.NDArray[np.float64],

@@ -5,7 +5,14 @@ Each function checks shapes, hands SciPy's BLAS (``scipy.linalg.cython_blas``) t
 runs the core without the GIL and turns its status codes into ``MemoryError`` / ``ValueError``.  Validation of
 user input (NaN, labels, parameters) belongs to the estimator in ``_classes.py``; this layer only guards the C
 contract.
+
+``fit`` can be interrupted: the core runs on a worker thread while the calling thread waits in short, interruptible
+steps; on KeyboardInterrupt (or when the optional ``cancel`` event is set) it sets the core's cancellation flag,
+waits for the core to free its memory and return (within about 64 SMO iterations, one Gram block or one kernel
+row), and re-raises (or raises ``FitCancelledError``).
 """
+
+import threading
 
 import numpy as np
 
@@ -32,6 +39,7 @@ cdef extern from "sertk_nusvm.h" nogil:
         double cache_bytes
         int n_threads
         int probability
+        const int *cancel  # const volatile int * in C; the core only reads it
 
     ctypedef struct sertk_nusvm_problem:
         int n
@@ -59,6 +67,7 @@ cdef extern from "sertk_nusvm.h" nogil:
     int SERTK_OK
     int SERTK_ENOMEM
     int SERTK_EINFEASIBLE
+    int SERTK_ECANCELLED
     int SERTK_KERNEL_LINEAR
     int SERTK_KERNEL_RBF
     int SERTK_KERNEL_PRECOMPUTED
@@ -95,6 +104,14 @@ class InfeasibleNuError(ValueError):
     """ν is infeasible for the (weighted) class sizes of some pair: ν (W_i + W_j) / 2 > min(W_i, W_j)."""
 
 
+class FitCancelledError(RuntimeError):
+    """``fit`` stopped early because its ``cancel`` event was set (no model was produced)."""
+
+
+# how long the waiting thread sleeps between checks; KeyboardInterrupt interrupts the wait itself
+_POLL_S = 0.05
+
+
 cdef int _check(int rc) except -1:
     if rc == SERTK_OK:
         return 0
@@ -103,6 +120,8 @@ cdef int _check(int rc) except -1:
         raise MemoryError(message)
     if rc == SERTK_EINFEASIBLE:
         raise InfeasibleNuError(message)
+    if rc == SERTK_ECANCELLED:
+        raise FitCancelledError(message)
     raise ValueError(message)
 
 
@@ -113,9 +132,76 @@ def _kernel_code(kernel):
         raise ValueError(f"unknown kernel {kernel!r}; the core knows {sorted(KERNELS)}") from None
 
 
+cdef class _FitJob:
+    """One call of the core: its arguments, its model and its cancellation flag, shared with the worker thread."""
+    cdef sertk_nusvm_problem prob
+    cdef sertk_nusvm_params par
+    cdef sertk_nusvm_model model
+    cdef sertk_blas blas
+    cdef int cancel
+    cdef int rc
+    cdef bint has_model
+    cdef object keep  # the arrays prob points into
+    cdef object done
+
+    def __cinit__(self):
+        self.cancel = 0
+        self.rc = -1
+        self.has_model = False
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            with nogil:
+                self.rc = sertk_nusvm_fit(&self.prob, &self.par, &self.blas, &self.model)
+            self.has_model = self.rc == SERTK_OK
+        finally:
+            self.done.set()
+
+    def __dealloc__(self):
+        if self.has_model:
+            sertk_nusvm_model_free(&self.model)
+            self.has_model = False
+
+
+cdef _wait_uninterrupted(_FitJob job, worker):
+    """Wait for the worker to return, ignoring further KeyboardInterrupts, so that the cancelled core has freed its
+    memory and stopped its threads before fit returns (the job itself keeps the input arrays alive regardless)."""
+    while True:
+        try:
+            job.done.wait()
+            worker.join()
+            return
+        except BaseException:
+            continue
+
+
+cdef _run_job(_FitJob job, object cancel):
+    """Run the core on a worker thread; the calling thread waits interruptibly and cancels the core on demand."""
+    worker = threading.Thread(target=job.run, name="sertk-nusvm-fit", daemon=True)
+    started = False
+    if cancel is not None and cancel.is_set():
+        job.cancel = 1
+    try:
+        worker.start()
+        started = True
+        while not job.done.wait(_POLL_S):
+            if cancel is not None and cancel.is_set():
+                job.cancel = 1
+    except BaseException:  # KeyboardInterrupt (or any asynchronous exception): stop the core, then re-raise
+        job.cancel = 1
+        if started:  # (if start() itself was interrupted, a worker that did start stops at its first poll)
+            _wait_uninterrupted(job, worker)
+        raise
+    worker.join()
+    if job.rc == SERTK_ECANCELLED and cancel is not None and cancel.is_set():
+        raise FitCancelledError("sertk ν-SVM core: fit cancelled")
+    _check(job.rc)
+
+
 def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int n_classes, *, str kernel="rbf",
         double gamma=1.0, double nu=0.5, double tol=1e-3, bint shrinking=True, int max_iter=-1,
-        double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None):
+        double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None, cancel=None):
     """Train a one-vs-one ν-SVC.
 
     Parameters
@@ -129,6 +215,9 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     prob_perm : int32 array (sum over pairs of n_i + n_j,), optional
         When given, Platt scaling is fitted on 5-fold cross-validation; for each pair (0,1), (0,2), …, (1,2), …
         a permutation of 0 .. n_i+n_j-1, concatenated: the fold assignment.
+    cancel : threading.Event, optional
+        Checked every 50 ms while the core runs; once set, the core stops (it polls a flag every 64 SMO
+        iterations, every Gram block and every pair) and ``FitCancelledError`` is raised.
 
     Returns
     -------
@@ -136,16 +225,25 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
         ``support`` (int32, indices into X), ``n_support`` (int32, per class), ``dual_coef`` (float64,
         (n_classes-1, n_SV), libsvm's layout), ``rho``, ``n_iter`` (per pair), ``fit_status`` (0, or 1 when a
         sub-problem reached max_iter), ``prob_a``/``prob_b`` (or None), ``kernel_mode`` ("gram" or "cache").
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C (SIGINT) while the core runs, when called from the main thread: the core is cancelled and has freed
+        its memory before the exception propagates.
+    FitCancelledError
+        ``cancel`` was set.
     """
     cdef Py_ssize_t n = X.shape[0]
     if y.shape[0] != n or weight.shape[0] != n:
         raise ValueError(f"X has {n} rows but y has {y.shape[0]} and weight {weight.shape[0]}")
     if n < 2 or X.shape[1] < 1:
         raise ValueError(f"need at least 2 samples and 1 feature, got X of shape {(X.shape[0], X.shape[1])}")
-    cdef sertk_nusvm_problem prob
-    cdef sertk_nusvm_params par
-    cdef sertk_nusvm_model model
-    cdef sertk_blas blas = _blas()
+    cdef _FitJob job = _FitJob()
+    cdef sertk_nusvm_problem *prob = &job.prob
+    cdef sertk_nusvm_params *par = &job.par
+    job.blas = _blas()
+    job.keep = (X, y, weight, prob_perm)
     cdef Py_ssize_t need = 0
     prob.n = <int>n
     prob.d = <int>X.shape[1]
@@ -163,6 +261,7 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     par.cache_bytes = cache_bytes
     par.n_threads = n_threads
     par.probability = 0
+    par.cancel = &job.cancel
     if prob_perm is not None:
         counts = np.bincount(np.asarray(y), minlength=n_classes)
         need = sum(int(counts[i] + counts[j]) for i in range(n_classes) for j in range(i + 1, n_classes))
@@ -170,14 +269,12 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
             raise ValueError(f"prob_perm has {prob_perm.shape[0]} entries, expected {need}")
         prob.prob_perm = &prob_perm[0]
         par.probability = 1
-    cdef int rc
-    with nogil:
-        rc = sertk_nusvm_fit(&prob, &par, &blas, &model)
-    _check(rc)
+    _run_job(job, cancel)
     try:
-        return _model_to_dict(&model)
+        return _model_to_dict(&job.model)
     finally:
-        sertk_nusvm_model_free(&model)
+        sertk_nusvm_model_free(&job.model)
+        job.has_model = False
 
 
 cdef dict _model_to_dict(sertk_nusvm_model *m):
