@@ -90,7 +90,12 @@ def load_utterances(dataset: Any, name: str) -> list[Utterance]:
 
 
 def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
-    """Embeddings for all utterances through the cache; returns (X, kept utterances, failures, audio keys)."""
+    """Embeddings for all utterances through the cache.
+
+    Returns ``(X, kept, failures, audio_keys, result)``: the float32 embeddings of the utterances that could be
+    read, those utterances, unreadable path → reason, the kept utterances' audio content keys (for the leakage
+    check), and the featurizer's :class:`~sertk.featurize.EmbedResult` (cache statistics).
+    """
     from sertk.cache import EmbeddingCache
     from sertk.featurize import embed_paths
 
@@ -108,7 +113,7 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
         raise DatasetError(f"{len(failures)} audio file(s) could not be read, e.g. {first[0]}: {first[1]}; fix "
                            f"or remove them, or pass --skip-bad-audio to leave them out")
     kept = [u for u, ok in zip(utterances, result.ok) if ok]
-    keys = [k for k, ok in zip(getattr(result, "audio_keys", [None] * len(utterances)), result.ok) if ok]
+    keys = [k for k, ok in zip(result.audio_keys, result.ok) if ok]
     return np.asarray(result.embeddings, dtype=np.float32), kept, failures, keys, result
 
 
@@ -149,8 +154,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     predictions: list[tuple] = []
     last_model = None
     for seed, fold in progress(folds, total=len(folds), desc="train and test", unit="fold"):
-        for problem in leakage_warnings(fold, speakers, audio_keys if all(audio_keys) else None,
-                                        protocol.speaker_independent):
+        for problem in leakage_warnings(fold, speakers, audio_keys, protocol.speaker_independent):
             logger.warning(problem)
             warnings.append(problem)
         if len(set(labels_all[fold.train].tolist())) < 2:

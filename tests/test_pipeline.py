@@ -167,3 +167,16 @@ def test_presets_and_the_paper_comparison():
     assert not is_paper_configuration(paper)
     with pytest.raises(ConfigError, match="unknown preset 'papers'; known presets: paper, paper-si"):
         preset("papers")
+
+
+def test_identical_audio_on_both_sides_is_flagged(toy_host, toy_corpus, tmp_path):
+    """The same recording under many ids: a random split puts copies on both sides, and the report says so."""
+    import shutil
+
+    lines = (toy_corpus / "labels.csv").read_text().splitlines()
+    for k in range(20):
+        shutil.copy(toy_corpus / "spk0_ang_0.wav", toy_corpus / f"copy{k}.wav")
+        lines.append(f"copy{k},copy{k}.wav,ang,spk0")
+    (toy_corpus / "labels.csv").write_text("\n".join(lines) + "\n")
+    report = run_experiment(_config(toy_corpus, tmp_path / "run", plots=False)).report
+    assert any("identical audio are in both training and test sets" in w for w in report["warnings"])
