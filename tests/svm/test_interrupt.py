@@ -30,11 +30,21 @@ def make_embeddings(n: int, d: int, k: int, seed: int) -> tuple[np.ndarray, np.n
 # the row-cache path with a tiny cache: every few SMO iterations compute kernel rows with BLAS (about 2 s here)
 CACHE_MB = 0.5
 
-needs_sigint = pytest.mark.skipif(
-    threading.current_thread() is not threading.main_thread()
-    or signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
-    reason="SIGINT must raise KeyboardInterrupt in the main thread",
-)
+needs_sigint = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                                  reason="SIGINT must raise KeyboardInterrupt in the main thread")
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Python's own SIGINT handler for each test: a process started in the background (CI) may ignore SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
