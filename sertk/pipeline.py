@@ -225,6 +225,8 @@ def run_experiment(config: RunConfig) -> RunResult:
         _, first = folds[0]
         from sertk.plots import write_tsne_figures
 
+        logger.info("drawing 3-D t-SNE figures of %d train and %d test embeddings (--no-plots skips this)",
+                    len(first.train), len(first.test))
         extra_paths.update(write_tsne_figures(
             out, X[first.train], X[first.test], labels_all[first.train], labels_all[first.test],
             speakers[first.train], speakers[first.test], config.seed,
