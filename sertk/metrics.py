@@ -11,9 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+#: labels as a list or a NumPy array of strings
+Labels = Sequence[str] | npt.NDArray[Any]
 
 
-def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+def confusion_matrix(y_true: Labels, y_pred: Labels, labels: Sequence[str]) -> np.ndarray:
     """Counts ``C[i, j]`` of true label ``labels[i]`` predicted as ``labels[j]``; shape (k, k), int64."""
     index = {label: i for i, label in enumerate(labels)}
     matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
@@ -52,7 +56,7 @@ def scores_from_confusion(matrix: np.ndarray, labels: Sequence[str]) -> dict[str
     }
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(y_true: Labels, y_pred: Labels, labels: Sequence[str]) -> dict[str, Any]:
     """All report metrics for one set of predictions, including raw and row-normalised confusion matrices."""
     matrix = confusion_matrix(y_true, y_pred, labels)
     result = scores_from_confusion(matrix, labels)
@@ -65,7 +69,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     return result
 
 
-def bootstrap_ci(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], *, n_boot: int = 1000,
+def bootstrap_ci(y_true: Labels, y_pred: Labels, labels: Sequence[str], *, n_boot: int = 1000,
                  seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
     """Percentile bootstrap confidence intervals of WA, UA and macro-F1 over test utterances."""
     index = {label: i for i, label in enumerate(labels)}

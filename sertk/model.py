@@ -119,7 +119,9 @@ def load_model(directory: str | Path) -> TrainedModel:
         raise ModelError(f"{meta_path} has format {meta.get('format')!r}; this sertk reads {FORMAT!r}")
     from sertk.plugins import get_component
 
-    cls = get_component("classifier", meta["classifier"]["name"]).cls
+    cls: Any = get_component("classifier", meta["classifier"]["name"]).cls
+    if not callable(getattr(cls, "load", None)):
+        raise ModelError(f"classifier {meta['classifier']['name']!r} has no load(); it cannot read {directory}")
     try:
         classifier = cls.load(directory / CLASSIFIER_FILE)
     except FileNotFoundError:

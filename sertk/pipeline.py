@@ -152,7 +152,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     y_true_all: list[str] = []
     y_pred_all: list[str] = []
     predictions: list[tuple] = []
-    last_model = None
+    last_model: tuple[Any, Any] | None = None
     for seed, fold in progress(folds, total=len(folds), desc="train and test", unit="fold"):
         for problem in leakage_warnings(fold, speakers, audio_keys, protocol.speaker_independent):
             logger.warning(problem)
@@ -216,7 +216,7 @@ def run_experiment(config: RunConfig) -> RunResult:
         shutil.rmtree(out / "model")
     if config.save_model:
         t = time.perf_counter()
-        model, scaler = last_model if len(folds) == 1 else _fit(experiment, config, X, labels_all, standardize,
+        model, scaler = last_model if len(folds) == 1 and last_model is not None else _fit(experiment, config, X, labels_all, standardize,
                                                                  config.seed)
         extra_paths.update(_save_model(out, experiment, config, labels, model, scaler, len(folds), report))
         timings["save_model_s"] = time.perf_counter() - t

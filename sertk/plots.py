@@ -70,9 +70,9 @@ def plot_tsne_pair(path: Path, maps: Sequence[tuple[str, np.ndarray, Sequence[st
     fig = plt.figure(figsize=(6 * len(maps), 5.5))
     for i, (panel, points, ks) in enumerate(maps, start=1):
         ax = fig.add_subplot(1, len(maps), i, projection="3d")
-        ks = np.asarray(ks)
+        key_array = np.asarray(ks)
         for k in keys:
-            sel = ks == k
+            sel = key_array == k
             if sel.any():
                 ax.scatter(points[sel, 0], points[sel, 1], points[sel, 2], s=6, color=colours[k], label=k,
                            depthshade=False)

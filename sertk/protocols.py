@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sertk.errors import ConfigError, UnknownComponentError
+from sertk.metrics import Labels
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +148,13 @@ def get_protocol(name: str, options: dict[str, Any] | None = None) -> Protocol:
     return cls(**options)
 
 
-def leakage_warnings(fold: Fold, speakers: Sequence[str], audio_keys: Sequence[str] | None,
+def leakage_warnings(fold: Fold, speakers: Labels, audio_keys: Sequence[str] | None,
                      speaker_independent: bool) -> list[str]:
     """Problems that make a split's numbers mean less than its name says."""
     problems = []
-    speakers = np.asarray(speakers)
+    speaker_array = np.asarray(speakers)
     if speaker_independent:
-        shared = sorted(set(speakers[fold.train].tolist()) & set(speakers[fold.test].tolist()))
+        shared = sorted(set(speaker_array[fold.train].tolist()) & set(speaker_array[fold.test].tolist()))
         if shared:
             problems.append(f"fold {fold.name}: speaker-independent protocol, but speakers {shared} are in both "
                             f"training and test sets")

@@ -126,3 +126,20 @@ def test_predict_refuses_a_model_of_another_featurizer_configuration(toy_host, t
 def test_predict_errors(toy_host, toy_corpus, tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(tmp_path), str(toy_corpus / "spk0_sad_0.wav")])
     assert result.exit_code == 1 and "holds no saved model (no model.json)" in result.output
+
+
+def test_predict_names_unreadable_files_and_exits_1(toy_host, toy_corpus, tmp_path):
+    out = tmp_path / "run"
+    invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",
+           "--classifier", "toy-centroid", "--no-plots", "--out", str(out))
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"no audio here")
+    result = CliRunner().invoke(cli, ["predict", str(out / "model"), str(bad), "--json"])
+    assert result.exit_code == 1
+    (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert row["path"] == str(bad) and "bad.wav" in row["error"]
+    good = str(toy_corpus / "spk0_sad_0.wav")
+    mixed = CliRunner().invoke(cli, ["predict", str(out / "model"), str(bad), good, "--json"])
+    assert mixed.exit_code == 1
+    rows = [json.loads(line) for line in mixed.output.splitlines() if line.startswith("{")]
+    assert "error" in rows[0] and rows[1]["path"] == good and rows[1]["emotion"] in {"ang", "hap", "neu", "sad"}

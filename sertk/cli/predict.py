@@ -25,6 +25,8 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
     """
     import json
 
+    import numpy as np
+
     from sertk.cache import EmbeddingCache
     from sertk.featurize import embed_paths
     from sertk.model import load_model
@@ -42,7 +44,10 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
     finally:
         if store is not None:
             store.close()
-    predicted, scores, kind = model.scores(result.embeddings) if len(result.embeddings) else ([], None, "")
+    if len(result.embeddings):
+        predicted, scores, kind = model.scores(result.embeddings)
+    else:  # every file failed: only errors to print
+        predicted, scores, kind = np.empty(0, dtype=str), np.empty((0, len(model.labels))), ""
     rows = iter(range(len(predicted)))
     for index, path in enumerate(files):
         if not result.ok[index]:
