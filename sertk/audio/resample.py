@@ -96,7 +96,6 @@ def resample(
         ``[..., resampled_length(samples)]``, same dtype and device. The input itself when the rates are equal.
         Like torchaudio's, the result is a slice of a longer buffer (not contiguous when it has several rows).
     """
-    import torch
     import torch.nn.functional as F
 
     if orig_freq == new_freq:
