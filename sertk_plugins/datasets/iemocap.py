@@ -51,6 +51,7 @@ import sertk
 from sertk import Dataset, DatasetError, Utterance
 from sertk.datasummary import check_audio_files, handle_bad_audio, validate_missing_policy
 from sertk.errors import ConfigError
+from sertk_plugins.datasets.manifest import class_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -195,24 +196,23 @@ def _session_numbers(value: Any) -> tuple[int, ...] | None:
 
 
 def _class_mapping(value: Any) -> dict[str, str]:
+    """A class-set name, or what :func:`~sertk_plugins.datasets.manifest.class_mapping` accepts, over IEMOCAP's
+    own labels."""
     if isinstance(value, str):
         try:
             return dict(CLASS_SETS[value])
         except KeyError:
             raise ConfigError(f"option classes={value!r}: unknown class set; known: {', '.join(CLASS_SETS)}, "
                               "or a list of labels, or a mapping {label = class}") from None
-    if isinstance(value, Mapping):
-        mapping = {str(k): str(v) for k, v in value.items()}
-    elif isinstance(value, (list, tuple)):
-        mapping = {str(k): str(k) for k in value}
-    else:
-        raise ConfigError(f"option classes={value!r}: expected a class-set name, a list of labels or a mapping")
+    if value is None:
+        raise ConfigError(f"option classes: expected a class-set name ({', '.join(CLASS_SETS)}), a list of "
+                          "labels or a mapping {label = class}")
+    mapping = class_mapping(value)
+    assert mapping is not None
     unknown = sorted(set(mapping) - set(LABELS))
     if unknown:
         raise ConfigError(f"option classes: unknown IEMOCAP label(s) {', '.join(unknown)}; "
                           f"the labels are {' '.join(LABELS)}")
-    if not mapping or not all(mapping.values()):
-        raise ConfigError("option classes: every label needs a non-empty class name, and at least one label")
     return mapping
 
 
