@@ -33,11 +33,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(path, "wb") as fh:
-        fh.write(data)
-
-
 def atomic_path(path: str | os.PathLike):
     """Context manager yielding a temporary path for writers that want a filename (savefig, np.savez)."""
     return _AtomicPath(Path(path))

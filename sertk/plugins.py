@@ -14,7 +14,7 @@ import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import pluggy
@@ -262,5 +262,3 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r}: bad options {options!r}: {exc}") from exc
 
-
-Callback = Callable[[type], None]
