@@ -17,6 +17,7 @@ from sertk.errors import (
     UnknownComponentError,
 )
 from sertk.hookspecs import hookimpl
+from sertk.protocols import Fold, Protocol
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,8 @@ __all__ = [
     "Dataset",
     "Featurizer",
     "Classifier",
+    "Protocol",
+    "Fold",
     "SertkError",
     "ConfigError",
     "DatasetError",

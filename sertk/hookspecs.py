@@ -34,5 +34,10 @@ def sertk_register_classifiers(register: Register) -> None:
 
 
 @hookspec
+def sertk_register_protocols(register: Register) -> None:
+    """Register evaluation protocol classes (see :class:`sertk.protocols.Protocol`): ``register(ProtocolClass)``."""
+
+
+@hookspec
 def sertk_register_commands(cli: Any) -> None:
     """Add sub-commands to the ``sertk`` command line; ``cli`` is the top-level :class:`click.Group`."""

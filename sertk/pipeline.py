@@ -121,7 +121,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     """Run the configured experiment and write its reports; returns the report and the written paths."""
     from sertk.metrics import bootstrap_ci, classification_metrics
     from sertk.progress import progress
-    from sertk.protocols import leakage_warnings
+    from sertk.protocols import check_folds, kind_of, leakage_warnings
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -142,7 +142,8 @@ def run_experiment(config: RunConfig) -> RunResult:
     folds = []
     for repeat in range(config.repeats):
         seed = config.seed + repeat
-        folds += [(seed, fold) for fold in protocol.split(labels_all, speakers, groups, seed)]
+        folds += [(seed, fold) for fold in check_folds(protocol, protocol.split(labels_all, speakers, groups, seed),
+                                                      len(labels_all))]
     warnings = [f"left out unreadable audio: {path}: {reason}" for path, reason in failures.items()]
     standardize = (config.standardize if config.standardize is not None
                    else bool(getattr(experiment.featurizer, "standardize", False)))
@@ -182,7 +183,7 @@ def run_experiment(config: RunConfig) -> RunResult:
         "n_train": int(sum(len(f.train) for _, f in folds)),
         "n_test": int(sum(len(f.test) for _, f in folds)),
         "confidence_intervals": bootstrap_ci(y_true_all, y_pred_all, labels, seed=config.seed),
-        "protocol": {"name": protocol.name, "kind": protocol.kind, "n_folds": len(folds),
+        "protocol": {"name": protocol.name, "kind": kind_of(protocol), "n_folds": len(folds),
                      "speaker_independent": protocol.speaker_independent, "repeats": config.repeats},
         "dataset": {"name": config.dataset.name, "n_utterances": len(utterances),
                     "n_speakers": len(set(speakers.tolist())), "n_groups": len(set(groups.tolist())),

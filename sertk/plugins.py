@@ -37,14 +37,16 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sertk_plugins.featurizers.imagebind",
     "sertk_plugins.classifiers.nusvm",
     "sertk_plugins.classifiers.sklearn_reference",
+    "sertk_plugins.protocols.standard",
 )
 
-KINDS = ("dataset", "featurizer", "classifier")
+KINDS = ("dataset", "featurizer", "classifier", "protocol")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _REQUIRED_MEMBERS: dict[str, tuple[str, ...]] = {
     "dataset": ("utterances",),
     "featurizer": ("embed", "fingerprint", "dim"),
     "classifier": ("fit", "predict", "get_params"),
+    "protocol": ("split", "speaker_independent"),
 }
 
 

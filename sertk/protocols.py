@@ -1,28 +1,28 @@
-"""Evaluation protocols: how utterances are split into training and test sets.
+"""Evaluation protocols: the contract between the host and protocol plugins, and the checks on their splits.
 
-Every protocol says whether it is speaker-dependent or speaker-independent, because numbers from different
-protocols are not comparable, and every report names the protocol next to its numbers.
+A protocol maps the utterances' labels, speakers and groups to train/test folds. Every protocol says whether it
+is speaker-dependent or speaker-independent, because numbers from different protocols are not comparable, and
+every report names the protocol next to its numbers. The built-in protocols (``sd-random``, ``kfold``, ``loso``,
+``loso-speaker``, ``speaker-kfold``) live in :mod:`sertk_plugins.protocols.standard`; plugins add more through the
+``sertk_register_protocols`` hook.
 
-- ``sd-random`` — the paper's: one seeded random split (80/20 by default), stratified by label unless
-  ``stratify=false``. Speaker-dependent: a speaker's utterances land on both sides.
-- ``loso`` — leave one group out (IEMOCAP: one session, i.e. two speakers, per fold). Speaker-independent.
-- ``loso-speaker`` — leave one speaker out. Speaker-independent.
-- ``kfold`` — stratified k-fold over utterances. Speaker-dependent.
+The host never trusts a protocol's folds blindly: :func:`check_folds` rejects indices out of range, a fold with an
+empty side or an utterance on both sides, and :func:`leakage_warnings` flags speakers and identical recordings
+shared by the two sides.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from sertk.errors import ConfigError, UnknownComponentError
+from sertk.errors import PluginError
 from sertk.metrics import Labels
 
-logger = logging.getLogger(__name__)
+__all__ = ["Fold", "Protocol", "get_protocol", "check_folds", "leakage_warnings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +35,15 @@ class Fold:
 
 
 class Protocol:
-    """Base class: ``split`` maps labels, speakers and groups to folds."""
+    """Base class for protocols (plugins need not inherit from it, but must have these members).
+
+    ``name`` and ``description`` as for every component; ``speaker_independent`` says whether the protocol
+    promises that no speaker is on both sides of a fold (the host checks the promise). Options are constructor
+    keyword arguments; :meth:`split` must return the same folds for the same inputs and ``seed``.
+    """
 
     name: ClassVar[str]
-    description: ClassVar[str]
+    description: ClassVar[str] = ""
     speaker_independent: ClassVar[bool]
 
     def split(self, labels: Sequence[str], speakers: Sequence[str], groups: Sequence[str],
@@ -47,105 +52,60 @@ class Protocol:
 
     @property
     def kind(self) -> str:
-        return "speaker-independent" if self.speaker_independent else "speaker-dependent"
+        return kind_of(self)
 
     def describe(self) -> str:
         return f"{self.name} ({self.kind})"
 
 
-class RandomSplit(Protocol):
-    name = "sd-random"
-    description = "seeded random train/test split (the paper's 80/20), stratified by label by default"
-    speaker_independent = False
-
-    def __init__(self, test_size: float = 0.2, stratify: bool = True) -> None:
-        if not 0.0 < float(test_size) < 1.0:
-            raise ConfigError(f"protocol sd-random: test_size must be in (0, 1), got {test_size!r}")
-        self.test_size = float(test_size)
-        self.stratify = bool(stratify)
-
-    def split(self, labels, speakers, groups, seed):
-        from sklearn.model_selection import train_test_split
-
-        labels = np.asarray(labels)
-        index = np.arange(len(labels))
-        try:
-            train, test = train_test_split(index, test_size=self.test_size, random_state=seed,
-                                           stratify=labels if self.stratify else None)
-        except ValueError as exc:
-            raise ConfigError(f"protocol sd-random cannot split {len(labels)} utterances: {exc} "
-                              f"(use -o protocol.stratify=false or more data)") from None
-        return [Fold(f"split-seed{seed}", np.sort(train), np.sort(test))]
+def kind_of(protocol: Any) -> str:
+    """``"speaker-independent"`` or ``"speaker-dependent"``, for any object with ``speaker_independent``."""
+    return "speaker-independent" if protocol.speaker_independent else "speaker-dependent"
 
 
-class _LeaveOneOut(Protocol):
-    speaker_independent = True
-    key: ClassVar[str]
+def get_protocol(name: str, options: dict[str, Any] | None = None) -> Any:
+    """Build a registered protocol by name; an unknown name or option is an error that lists what is known."""
+    from sertk.plugins import get_component, instantiate
 
-    def split(self, labels, speakers, groups, seed):
-        keys = np.asarray(groups if self.key == "group" else speakers)
-        values = sorted(set(keys.tolist()))
-        if len(values) < 2:
-            raise ConfigError(f"protocol {self.name} needs at least 2 {self.key}s, the dataset has "
-                              f"{len(values)}: {values}")
-        return [Fold(f"{self.key}-{v}", np.flatnonzero(keys != v), np.flatnonzero(keys == v)) for v in values]
+    return instantiate(get_component("protocol", name), dict(options or {}))
 
 
-class LeaveOneGroupOut(_LeaveOneOut):
-    name = "loso"
-    description = "leave one group (IEMOCAP: session) out; one fold per group"
-    key = "group"
-
-
-class LeaveOneSpeakerOut(_LeaveOneOut):
-    name = "loso-speaker"
-    description = "leave one speaker out; one fold per speaker"
-    key = "speaker"
-
-
-class KFold(Protocol):
-    name = "kfold"
-    description = "k-fold cross-validation over utterances, stratified by label by default"
-    speaker_independent = False
-
-    def __init__(self, n_splits: int = 5, stratify: bool = True) -> None:
-        if int(n_splits) < 2:
-            raise ConfigError(f"protocol kfold: n_splits must be at least 2, got {n_splits!r}")
-        self.n_splits = int(n_splits)
-        self.stratify = bool(stratify)
-
-    def split(self, labels, speakers, groups, seed):
-        from sklearn.model_selection import KFold as SkKFold
-        from sklearn.model_selection import StratifiedKFold
-
-        labels = np.asarray(labels)
-        splitter = (StratifiedKFold if self.stratify else SkKFold)(self.n_splits, shuffle=True, random_state=seed)
-        try:
-            return [Fold(f"fold-{i}", np.sort(tr), np.sort(te))
-                    for i, (tr, te) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
-        except ValueError as exc:
-            raise ConfigError(f"protocol kfold cannot split {len(labels)} utterances: {exc}") from None
-
-
-PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (RandomSplit, LeaveOneGroupOut, LeaveOneSpeakerOut,
-                                                             KFold)}
-
-
-def get_protocol(name: str, options: dict[str, Any] | None = None) -> Protocol:
-    """Build a protocol by name; an unknown name or option is an error that lists what is known."""
-    import inspect
-
-    try:
-        cls = PROTOCOLS[name]
-    except KeyError:
-        raise UnknownComponentError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}") from None
-    options = dict(options or {})
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(f"protocol {name!r} has no option {', '.join(map(repr, unknown))}; "
-                          f"its options are: {', '.join(accepted) or '(none)'}")
-    return cls(**options)
+def check_folds(protocol: Any, folds: Any, n: int) -> list[Fold]:
+    """The folds a protocol returned, as sorted int64 index arrays, or :class:`PluginError` saying what is wrong."""
+    name = getattr(protocol, "name", type(protocol).__name__)
+    where = f"protocol {name!r}"
+    if not isinstance(folds, (list, tuple)) or not folds:
+        raise PluginError(f"{where} returned {type(folds).__name__} {folds!r:.60}; expected a non-empty list of "
+                          "sertk.protocols.Fold")
+    checked: list[Fold] = []
+    names: set[str] = set()
+    for i, fold in enumerate(folds):
+        if not all(hasattr(fold, a) for a in ("name", "train", "test")):
+            raise PluginError(f"{where}: fold {i} is {type(fold).__name__}, not a Fold(name, train, test)")
+        label = f"{where}, fold {fold.name!r}"
+        if str(fold.name) in names:
+            raise PluginError(f"{label}: two folds share this name; fold names must be unique")
+        names.add(str(fold.name))
+        sides = []
+        for side in ("train", "test"):
+            index = np.asarray(getattr(fold, side))
+            if index.ndim != 1 or not (index.size == 0 or np.issubdtype(index.dtype, np.integer)):
+                raise PluginError(f"{label}: {side} must be a 1-D array of integer indices, got dtype "
+                                  f"{index.dtype} and shape {index.shape}")
+            if index.size == 0:
+                raise PluginError(f"{label}: the {side} set is empty")
+            if index.min() < 0 or index.max() >= n:
+                raise PluginError(f"{label}: {side} indices must lie in [0, {n}), got {index.min()} … {index.max()}")
+            unique = np.unique(index)
+            if unique.size != index.size:
+                raise PluginError(f"{label}: {side} repeats {index.size - unique.size} index(es)")
+            sides.append(unique.astype(np.int64))
+        both = np.intersect1d(sides[0], sides[1])
+        if both.size:
+            raise PluginError(f"{label}: {both.size} utterance(s) are in both training and test sets "
+                              f"(e.g. index {int(both[0])})")
+        checked.append(Fold(str(fold.name), sides[0], sides[1]))
+    return checked
 
 
 def leakage_warnings(fold: Fold, speakers: Labels, audio_keys: Sequence[str] | None,
@@ -165,3 +125,4 @@ def leakage_warnings(fold: Fold, speakers: Labels, audio_keys: Sequence[str] | N
             problems.append(f"fold {fold.name}: {len(dup)} recording(s) with identical audio are in both training "
                             f"and test sets")
     return problems
+

@@ -13,8 +13,9 @@ from toy_plugin import toy_plugin, write_toy_corpus
 
 @pytest.fixture
 def toy_host(monkeypatch):
-    """The process-wide host replaced by: the scikit-learn reference classifiers + the toy plugin."""
-    host = sertk.plugins.PluginHost(builtins=["sertk_plugins.classifiers.sklearn_reference"], load_external=False)
+    """The process-wide host replaced by: the scikit-learn reference classifiers, the protocols, the toy plugin."""
+    host = sertk.plugins.PluginHost(builtins=["sertk_plugins.classifiers.sklearn_reference",
+                                             "sertk_plugins.protocols.standard"], load_external=False)
     host.register_plugin(toy_plugin, "toy")
     monkeypatch.setattr(sertk.plugins, "_host", host)
     yield host

@@ -20,7 +20,7 @@ HOOKS = [name for name, fn in vars(hookspecs).items() if name.startswith("sertk_
 
 def test_hooks_exist():
     assert set(HOOKS) == {"sertk_register_datasets", "sertk_register_featurizers", "sertk_register_classifiers",
-                          "sertk_register_commands"}
+                          "sertk_register_protocols", "sertk_register_commands"}
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -93,6 +93,52 @@ def test_hook_sertk_register_classifiers():
 
     host = _host_with({"sertk_register_classifiers": sertk_register_classifiers})
     assert host.get("classifier", "knn").cls is Knn
+
+
+def test_hook_sertk_register_protocols(toy_host, toy_corpus, tmp_path):
+    import numpy as np
+
+    from sertk.config import RunConfig
+    from sertk.pipeline import run_experiment
+
+    class FirstSpeakerOut(sertk.Protocol):  # a third-party protocol: test on one speaker, train on the rest
+        name = "first-speaker-out"
+        speaker_independent = True
+
+        def split(self, labels, speakers, groups, seed):
+            speakers = np.asarray(speakers)
+            first = sorted(set(speakers.tolist()))[0]
+            return [sertk.Fold(first, np.flatnonzero(speakers != first), np.flatnonzero(speakers == first))]
+
+    @sertk.hookimpl
+    def sertk_register_protocols(register):
+        register(FirstSpeakerOut)
+
+    import types
+
+    module = types.ModuleType("protocol_plugin")
+    module.sertk_register_protocols = sertk_register_protocols
+    toy_host.register_plugin(module, "protocol-plugin")
+    assert toy_host.get("protocol", "first-speaker-out").plugin.name == "protocol-plugin"
+    config = RunConfig.from_dict({"dataset": {"name": "toy", "root": str(toy_corpus)},
+                                  "featurizer": {"name": "toy-bands"}, "classifier": {"name": "logreg"},
+                                  "protocol": {"name": "first-speaker-out"}, "out": str(tmp_path / "run")})
+    report = run_experiment(config).report
+    assert report["protocol"]["name"] == "first-speaker-out"
+    assert report["protocol"]["kind"] == "speaker-independent" and report["protocol"]["n_folds"] == 1
+
+
+def test_protocol_example_in_the_docs_works():
+    import types
+
+    section = DOCS.read_text().split("### `sertk_register_protocols(register)`", 1)[1].split("\n### ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    module = types.ModuleType("male_to_female")
+    exec(compile(code, str(DOCS), "exec"), module.__dict__)
+    host = _host_with({"sertk_register_protocols": module.sertk_register_protocols})
+    protocol = host.get("protocol", "male-to-female").cls()
+    (fold,) = protocol.split(["a", "b", "a"], ["Ses01_F", "Ses01_M", "Ses02_M"], ["g"] * 3, seed=0)
+    assert fold.train.tolist() == [1, 2] and fold.test.tolist() == [0]
 
 
 def test_hook_sertk_register_commands():

@@ -11,27 +11,24 @@ def command(as_json: bool) -> None:
     """List the registered components and the plugins (and package versions) that provide them."""
     import json
 
-    from sertk import __version__
     from sertk.plugins import KINDS, get_host
-    from sertk.protocols import PROTOCOLS
+    from sertk.protocols import kind_of
 
     host = get_host()
     rows = []
     for kind in KINDS:
         for component in host.registries[kind]:
             plugin = component.plugin
+            description = component.description
+            if kind == "protocol":  # numbers from the two kinds are not comparable: say which it is
+                description = f"[{kind_of(component.cls)}] {description}"
             rows.append({"kind": kind, "name": component.name, "plugin": plugin.name, "package": plugin.package,
-                         "version": plugin.version, "builtin": plugin.builtin, "description": component.description})
-    for protocol in PROTOCOLS.values():
-        rows.append({"kind": "protocol", "name": protocol.name, "plugin": "sertk.protocols", "package": "sertk",
-                     "version": __version__, "builtin": True,
-                     "description": f"[{'speaker-independent' if protocol.speaker_independent else 'speaker-dependent'}]"
-                                    f" {protocol.description}"})
+                         "version": plugin.version, "builtin": plugin.builtin, "description": description})
     broken = [{"name": b.name, "package": b.package, "error": b.error} for b in host.broken]
     if as_json:
         click.echo(json.dumps({"components": rows, "broken_plugins": broken}, indent=2))
         return
-    for kind in list(KINDS) + ["protocol"]:
+    for kind in KINDS:
         click.secho(f"{kind}s:", bold=True)
         for row in (r for r in rows if r["kind"] == kind):
             version = f" {row['version']}" if row["version"] else ""

@@ -1,0 +1,149 @@
+"""The built-in evaluation protocols.
+
+- ``sd-random`` — the paper's: one seeded random split (80/20 by default), stratified by label unless
+  ``stratify=false``. Speaker-dependent: a speaker's utterances land on both sides.
+- ``kfold`` — stratified k-fold over utterances. Speaker-dependent.
+- ``loso`` — leave one group out (IEMOCAP: one session, i.e. two speakers, per fold). Speaker-independent.
+- ``loso-speaker`` — leave one speaker out. Speaker-independent.
+- ``speaker-kfold`` — k folds of whole speakers, label proportions kept as far as speakers allow.
+  Speaker-independent; the usual protocol for corpora with many speakers (CREMA-D's 91), where one fold per
+  speaker is too many.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+import sertk
+from sertk.errors import ConfigError
+from sertk.protocols import Fold, Protocol
+
+__all__ = ["RandomSplit", "KFold", "LeaveOneGroupOut", "LeaveOneSpeakerOut", "SpeakerKFold"]
+
+
+def _flag(protocol: str, option: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"protocol {protocol}: {option} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _count(protocol: str, option: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"protocol {protocol}: {option} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+class RandomSplit(Protocol):
+    name = "sd-random"
+    description = "seeded random train/test split (the paper's 80/20), stratified by label by default"
+    speaker_independent = False
+
+    def __init__(self, test_size: float = 0.2, stratify: bool = True) -> None:
+        if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0.0 < test_size < 1.0:
+            raise ConfigError(f"protocol sd-random: test_size must be a fraction in (0, 1), got {test_size!r}")
+        self.test_size = float(test_size)
+        self.stratify = _flag(self.name, "stratify", stratify)
+
+    def split(self, labels, speakers, groups, seed):
+        from sklearn.model_selection import train_test_split
+
+        labels = np.asarray(labels)
+        index = np.arange(len(labels))
+        try:
+            train, test = train_test_split(index, test_size=self.test_size, random_state=seed,
+                                           stratify=labels if self.stratify else None)
+        except ValueError as exc:
+            raise ConfigError(f"protocol sd-random cannot split {len(labels)} utterances: {exc} "
+                              f"(use -o protocol.stratify=false or more data)") from None
+        return [Fold(f"split-seed{seed}", np.sort(train), np.sort(test))]
+
+
+class KFold(Protocol):
+    name = "kfold"
+    description = "k-fold cross-validation over utterances, stratified by label by default"
+    speaker_independent = False
+
+    def __init__(self, n_splits: int = 5, stratify: bool = True) -> None:
+        self.n_splits = _count(self.name, "n_splits", n_splits, 2)
+        self.stratify = _flag(self.name, "stratify", stratify)
+
+    def split(self, labels, speakers, groups, seed):
+        from sklearn.model_selection import KFold as SkKFold
+        from sklearn.model_selection import StratifiedKFold
+
+        labels = np.asarray(labels)
+        splitter = (StratifiedKFold if self.stratify else SkKFold)(self.n_splits, shuffle=True, random_state=seed)
+        try:
+            return [Fold(f"fold-{i}", np.sort(tr), np.sort(te))
+                    for i, (tr, te) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
+        except ValueError as exc:
+            raise ConfigError(f"protocol kfold cannot split {len(labels)} utterances: {exc}") from None
+
+
+class _LeaveOneOut(Protocol):
+    speaker_independent = True
+    key: ClassVar[str]
+
+    def split(self, labels, speakers, groups, seed):
+        keys = np.asarray(groups if self.key == "group" else speakers)
+        values = sorted(set(keys.tolist()))
+        if len(values) < 2:
+            raise ConfigError(f"protocol {self.name} needs at least 2 {self.key}s, the dataset has "
+                              f"{len(values)}: {values}")
+        return [Fold(f"{self.key}-{v}", np.flatnonzero(keys != v), np.flatnonzero(keys == v)) for v in values]
+
+
+class LeaveOneGroupOut(_LeaveOneOut):
+    name = "loso"
+    description = "leave one group (IEMOCAP: session) out; one fold per group"
+    key = "group"
+
+
+class LeaveOneSpeakerOut(_LeaveOneOut):
+    name = "loso-speaker"
+    description = "leave one speaker out; one fold per speaker"
+    key = "speaker"
+
+
+class SpeakerKFold(Protocol):
+    name = "speaker-kfold"
+    description = "k folds of whole speakers (seeded), label proportions kept as far as speakers allow"
+    speaker_independent = True
+
+    def __init__(self, n_splits: int = 5, stratify: bool = True) -> None:
+        self.n_splits = _count(self.name, "n_splits", n_splits, 2)
+        self.stratify = _flag(self.name, "stratify", stratify)
+
+    def split(self, labels, speakers, groups, seed):
+        labels, speakers = np.asarray(labels), np.asarray(speakers)
+        names, speaker_of = np.unique(speakers, return_inverse=True)
+        if len(names) < self.n_splits:
+            raise ConfigError(f"protocol speaker-kfold: {self.n_splits} folds need at least {self.n_splits} "
+                              f"speakers, the dataset has {len(names)}; lower -o protocol.n_splits=N or use "
+                              "loso-speaker")
+        # counts[s, c]: utterances of speaker s in class c (one column, the size, without stratification)
+        classes = np.unique(labels, return_inverse=True)[1] if self.stratify else np.zeros(len(labels), int)
+        counts = np.zeros((len(names), classes.max() + 1))
+        np.add.at(counts, (speaker_of, classes), 1)
+        ideal = counts.sum(axis=0) / self.n_splits
+        # Greedy in a seeded random speaker order: each speaker joins the fold whose counts it brings closest to
+        # the ideal (least squares), ties to the smaller fold. scikit-learn's StratifiedGroupKFold orders speakers
+        # by their label spread, so its seed only breaks ties and repeats would see the same partition.
+        fold_counts = np.zeros((self.n_splits, counts.shape[1]))
+        fold_of = np.empty(len(names), dtype=np.int64)
+        for s in np.random.default_rng(seed).permutation(len(names)):
+            gain = (fold_counts - ideal) @ counts[s]
+            f = min(range(self.n_splits), key=lambda f: (gain[f], fold_counts[f].sum(), f))
+            fold_of[s] = f
+            fold_counts[f] += counts[s]
+        utterance_fold = fold_of[speaker_of]
+        return [Fold(f"speakers-{f}", np.flatnonzero(utterance_fold != f), np.flatnonzero(utterance_fold == f))
+                for f in range(self.n_splits)]
+
+
+@sertk.hookimpl
+def sertk_register_protocols(register) -> None:
+    for protocol in (RandomSplit, KFold, LeaveOneGroupOut, LeaveOneSpeakerOut, SpeakerKFold):
+        register(protocol)
