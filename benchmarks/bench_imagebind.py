@@ -255,3 +255,136 @@ def test_gpu_steady_state(benchmark, request, files, checkpoints, upstream):
     _check_outputs(benchmark, {k: fn() for k, fn in runs.items()})
     benchmark.extra_info["device"] = torch.cuda.get_device_name()
     _interleaved(benchmark, runs, len(files), rounds=5)
+
+
+# -- throughput: many files through the host's batched, cached path ------------------------------------------------
+
+#: the issue's nominal cost of one utterance: 3 clips × one full 229-token forward
+NOMINAL_GFLOP_PER_UTTERANCE = 122.8
+#: dense bf16 tensor-core peaks from the vendors' data sheets (no sparsity), TFLOP/s
+SPEC_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H200": 989.4}
+
+
+def clip_gflop(cls_only_last_block: bool = True) -> float:
+    """Multiply-adds × 2 of one clip's forward as our encoder runs it (the last block for the class token only)."""
+    tokens, keys, width, mlp, heads, blocks = 229, 230, 768, 3072, 12, 12
+    stem = 228 * width * 16 * 16 * 2
+    full = (2 * tokens * width * 3 * width            # q, k, v
+            + 2 * 2 * heads * tokens * keys * (width // heads)  # scores and weighted values
+            + 2 * tokens * width * width              # output projection
+            + 2 * 2 * tokens * width * mlp)           # MLP
+    last = (2 * tokens * width * 2 * width + 2 * width * width + 2 * 2 * heads * keys * (width // heads)
+            + 2 * width * width + 2 * 2 * width * mlp) if cls_only_last_block else full
+    head = 2 * width * 1024
+    return (stem + (blocks - 1) * full + last + head) / 1e9
+
+
+def _distinct_files(directory: Path, n: int) -> list[Path]:
+    """``n`` distinct 16 kHz 16-bit files whose durations cycle through IEMOCAP's spread (content differs, so the
+    cache computes every one)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        seconds = DURATIONS[i % len(DURATIONS)]
+        t = np.arange(int(seconds * 16000)) / 16000
+        envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t + i)  # syllable-rate loudness changes
+        x = 0.1 * envelope * rng.standard_normal(t.size)
+        path = directory / f"utt{i:05d}.wav"
+        sf.write(path, x.astype(np.float32), 16000, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def _matmul_tflops(device: str) -> float:
+    """The bf16 matrix-product rate this device reaches right now (8192³ on a GPU, 2048³ on a CPU)."""
+    n = 8192 if device == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    reps = 20 if device == "cuda" else 3
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync()
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
+
+
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.gpu,
+                                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]),
+])
+@pytest.mark.benchmark(group="imagebind-throughput")
+def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
+    """Files → embeddings through ``embed_paths`` (content hashing, decoding in worker threads, prefetch of the
+    next batch, filterbank and encoder on the device, SQLite cache commits): bf16, the featurizer's default batch
+    for the device. GFLOP/s are given at the issue's nominal 122.8 GFLOP per utterance and as executed
+    (distinct clips × our per-clip cost), against the data-sheet peak and against a matrix product timed here.
+    Files: CPU 16 (``--full``: 64); GPU 4096 (``--full``: 16384)."""
+    from sertk.cache import EmbeddingCache
+    from sertk.featurize import embed_paths
+    from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
+    from sertk_plugins.featurizers.imagebind.preprocess import clip_bounds
+
+    n = (16384 if FULL else 4096) if device == "cuda" else (64 if FULL else 16)
+    files = _distinct_files(tmp_path_factory.mktemp(f"throughput-{device}"), n)
+    feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device=device, dtype="bfloat16")
+    feat.encoder()
+    cfg = feat.clip_config()
+    distinct_clips = sum(len(set(clip_bounds(sf.info(str(p)).frames, cfg))) for p in files)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    warm = files[: feat.batch_size]
+    embed_paths(feat, warm, cache=None)  # kernels chosen, threads started, allocator warm
+    sync()
+    caches = iter(range(10 ** 6))
+
+    def one_run():
+        with EmbeddingCache(tmp_path_factory.mktemp(f"cache{next(caches)}")) as cache:
+            result = embed_paths(feat, files, cache=cache, desc="throughput")
+        sync()
+        assert result.n_computed == n and not result.failures
+        return result
+
+    rounds = 3
+    benchmark.pedantic(one_run, rounds=rounds, iterations=1)
+    seconds = benchmark.stats.stats.median
+    utt_per_s = n / seconds
+    nominal = NOMINAL_GFLOP_PER_UTTERANCE * utt_per_s / 1e3  # TFLOP/s
+    executed = distinct_clips * clip_gflop() / seconds / 1e3
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    spec = next((v for k, v in SPEC_BF16_TFLOPS.items() if k in name), None)
+    matmul = _matmul_tflops(device)
+    info = {"device": name, "files": n, "batch_size": feat.batch_size, "num_workers": feat.num_workers,
+            "threads": torch.get_num_threads(), "median_s": seconds, "utterances_per_s": utt_per_s,
+            "nominal_tflops": nominal, "executed_tflops": executed, "distinct_clips": distinct_clips,
+            "matmul_bf16_tflops_here": matmul, "spec_bf16_tflops": spec}
+    benchmark.extra_info.update(info)
+    print(f"\n{name}: {n} files, batch {feat.batch_size}, {feat.num_workers} workers: median {seconds:.2f} s, "
+          f"{utt_per_s:.1f} utt/s; nominal {nominal:.1f} TFLOP/s, executed {executed:.1f} TFLOP/s "
+          f"({distinct_clips} distinct clips × {clip_gflop():.2f} GFLOP); bf16 matmul here {matmul:.1f} TFLOP/s"
+          + (f", data sheet {spec:.0f} TFLOP/s: nominal {100 * nominal / spec:.0f} % of peak" if spec else ""))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.benchmark(group="imagebind-host-side")
+def test_decode_and_cut_rate(benchmark, workers, checkpoints, tmp_path_factory):
+    """The CPU side of the GPU pipeline alone: decode + cut into clips (steps 1-3), in ``workers`` threads, no
+    model. On a GPU this must keep up with the encoder; files/s per thread says how many cores that takes."""
+    from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
+
+    files = _distinct_files(tmp_path_factory.mktemp(f"decode-{workers}"), 256)
+    feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device="cpu", num_workers=workers)
+
+    def decode_all():
+        futures = feat._take_or_submit(files)
+        return [f.result() for f in futures]
+
+    decode_all()
+    benchmark.pedantic(decode_all, rounds=5, iterations=1)
+    rate = len(files) / benchmark.stats.stats.median
+    benchmark.extra_info.update(files=len(files), workers=workers, files_per_s=rate)
+    print(f"\ndecode + cut, {workers} thread(s): {rate:.0f} files/s ({rate / workers:.0f} per thread)")
+    feat.close()

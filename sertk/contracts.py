@@ -122,6 +122,8 @@ class Featurizer:
     - :attr:`batch_size` is the batch the host uses by default; :attr:`standardize` says whether the pipeline
       should z-score the features on the training split by default (hand-crafted statistics need it, normalised
       embeddings do not).
+    - optional ``prefetch(paths)``: the host names the next batch before embedding the current one, so the
+      featurizer may decode it in the background (a hint: it must not fail, nor hold unused batches forever).
     """
 
     name: ClassVar[str]

@@ -3,7 +3,9 @@
 :func:`embed_paths` is what ``sertk run`` and ``sertk embed`` call. It hashes each file's content, serves what
 the cache holds, embeds only the misses (each distinct content once) in batches with a progress bar, and
 commits every batch to the cache as soon as it is done, so an interrupted run loses at most one batch.
-A file the featurizer cannot decode fails alone: the batch it was in is retried file by file.
+A file the featurizer cannot decode fails alone: the batch it was in is retried file by file. A featurizer with
+an optional ``prefetch(paths)`` method is told the next batch before the current one is embedded, so it can
+decode ahead (the ImageBind featurizer does, in worker threads, while its model runs).
 """
 
 from __future__ import annotations
@@ -178,10 +180,15 @@ def embed_paths(
     if misses:
         logger.debug("featurizer %r: %d distinct files to embed in batches of %d", name, len(misses), size)
         bar = progress.bar(total=len(misses), desc=desc, unit="file")
+        prefetch = getattr(featurizer, "prefetch", None)
+        batches = [misses[start:start + size] for start in range(0, len(misses), size)]
         try:
-            for start in range(0, len(misses), size):
-                batch_keys = misses[start:start + size]
+            if callable(prefetch):
+                prefetch([first_path[k] for k in batches[0]])
+            for number, batch_keys in enumerate(batches):
                 batch_paths = [first_path[k] for k in batch_keys]
+                if callable(prefetch) and number + 1 < len(batches):  # prepared while this batch is embedded
+                    prefetch([first_path[k] for k in batches[number + 1]])
                 rows, reasons = _embed_batch(featurizer, batch_paths, dim)
                 done = []
                 for key, row, reason in zip(batch_keys, rows, reasons):

@@ -345,3 +345,20 @@ def test_killed_run_resumes(tmp_path, monkeypatch):
     clean = embed_paths(Slow(), files, cache=None)
     np.testing.assert_array_equal(resumed.embeddings, clean.embeddings)
     assert resumed.ok.all()
+
+
+class PrefetchingStats(StatsFeaturizer):
+    """Records the optional ``prefetch`` hints next to the ``embed`` calls."""
+
+    def prefetch(self, paths):
+        self.calls.append(["prefetch"] + [Path(p).name for p in paths])
+
+
+def test_prefetch_hint_names_the_next_batch_before_the_current_one_is_embedded(wavs):
+    f = PrefetchingStats()
+    result = embed_paths(f, wavs, cache=None, batch_size=2)
+    names = [p.name for p in wavs]  # 5 files: batches of 2, 2, 1
+    assert f.calls == [["prefetch", *names[0:2]], ["prefetch", *names[2:4]], names[0:2],
+                       ["prefetch", *names[4:5]], names[2:4], names[4:5]]
+    assert result.embeddings.shape == (5, 4)
+    assert embed_paths(f, [], cache=None).embeddings.shape == (0, 4)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ __all__ = ["ImageBindFeaturizer"]
 
 DTYPES = ("float32", "bfloat16", "float16")
 NORMALIZE = ("none", "l2")
+#: batches whose files the worker threads prepare ahead of the model (see ImageBindFeaturizer.prefetch)
+_PREFETCH_DEPTH = 2
 #: bump when a change of this implementation changes embeddings (it is part of the fingerprint)
 IMPLEMENTATION_VERSION = 1
 
@@ -47,7 +51,14 @@ class ImageBindFeaturizer(sertk.Featurizer):
         ``"float32"`` (default; equal to upstream), ``"bfloat16"`` or ``"float16"`` (autocast: matrix
         products in low precision, normalisations and the residual stream in float32).
     batch_size
-        Files per call that the host sends by default.
+        Files per call that the host sends by default; ``None`` (default): 16 on the CPU, 256 on a GPU, where
+        large batches keep the device busy.
+    num_workers
+        Threads that decode files and cut their clips (libsndfile and torch release the GIL), next to the model:
+        while it embeds one batch they prepare the next (see :meth:`prefetch`). ``None`` (default): on a GPU
+        the CPU count, at most 8; on the CPU none (``0``: in the calling thread), because there the model
+        already uses every core and extra threads only contend with it (measured: fp32 10 % slower with 2 workers
+        on 2 cores, bf16 unchanged).
     clips, clip_seconds
         Clips per utterance and their length (upstream: 3 × 2 s). Longer clips are cropped to the model's
         204 frames (2.04 s); shorter ones are zero-padded.
@@ -69,7 +80,8 @@ class ImageBindFeaturizer(sertk.Featurizer):
         weights: str | None = None,
         device: str = "auto",
         dtype: str = "float32",
-        batch_size: int = 16,
+        batch_size: int | None = None,
+        num_workers: int | None = None,
         clips: int = 3,
         clip_seconds: float = 2.0,
         inplace_mean: bool = True,
@@ -80,8 +92,9 @@ class ImageBindFeaturizer(sertk.Featurizer):
             raise ConfigError(f"imagebind: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if normalize not in NORMALIZE:
             raise ConfigError(f"imagebind: normalize must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ConfigError(f"imagebind: batch_size must be a positive integer, got {batch_size!r}")
+        for option, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise ConfigError(f"imagebind: {option} must be an integer ≥ {minimum} (or left out), got {value!r}")
         try:
             self._clip_config = ClipConfig(clips=clips, clip_seconds=clip_seconds,
                                            inplace_mean=bool(inplace_mean),
@@ -91,16 +104,42 @@ class ImageBindFeaturizer(sertk.Featurizer):
         self.weights = weights
         self.device = device
         self.dtype = dtype
-        self.batch_size = int(batch_size)
+        self._batch_size = batch_size
+        self._num_workers = num_workers
         self.normalize = normalize
         self._encoder: Any = None
         self._weights_path: Path | None = None
         self._torch_device: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._prefetched: dict[tuple[Path, ...], list[Future]] = {}  # at most _PREFETCH_DEPTH batches
 
     # -- the contract ----------------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
         return 1024
+
+    @property
+    def batch_size(self) -> int:
+        """Files per :meth:`embed` call the host sends: the option, or 16 on the CPU and 256 on a GPU."""
+        if self._batch_size is not None:
+            return self._batch_size
+        return 256 if self.torch_device().type == "cuda" else 16
+
+    @property
+    def num_workers(self) -> int:
+        """Worker threads for decoding: the option, or on a GPU the CPU count (at most 8) and on the CPU 0."""
+        if self._num_workers is not None:
+            return self._num_workers
+        return min(os.cpu_count() or 1, 8) if self.torch_device().type == "cuda" else 0
+
+    def torch_device(self) -> Any:
+        """The :class:`torch.device` the model runs on (``device`` resolved; imports torch)."""
+        if self._torch_device is None:
+            import torch
+
+            self._torch_device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                                              if self.device == "auto" else self.device)
+        return self._torch_device
 
     def weights_path(self) -> Path:
         """The weights file this featurizer uses (raises FeaturizerError saying how to get one)."""
@@ -131,38 +170,106 @@ class ImageBindFeaturizer(sertk.Featurizer):
     def embed(self, paths: Sequence[Path]) -> np.ndarray:
         """Embed files: float32 ``(len(paths), 1024)``.
 
-        Every file is decoded before any computation; the first that cannot be read raises
-        :class:`sertk.errors.AudioError` naming it (the host then retries the others one by one).
+        Every file is decoded and cut into clips before the model runs; the first (in order) that cannot be
+        read raises :class:`sertk.errors.AudioError` naming it (the host then retries the others one by one).
         """
-        from sertk.audio.io import read_audio
+        from sertk_plugins.featurizers.imagebind.preprocess import assemble
 
-        decoded = [read_audio(p) for p in paths]
-        if not decoded:
+        paths = [Path(p) for p in paths]
+        if not paths:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.embed_waveforms(decoded, names=[str(p) for p in paths])
+        cut = [future.result() for future in self._take_or_submit(paths)]
+        _, device = self.encoder()
+        return self._encode(lambda: assemble(cut, self.clip_config(), device))
+
+    def prefetch(self, paths: Sequence[Path]) -> None:
+        """Start decoding ``paths`` and cutting their clips in the worker threads; an :meth:`embed` of the same
+        paths uses the result. The host calls it with the next batch before embedding the current one. A hint:
+        batches never embedded are dropped once newer ones arrive, so at most two are held."""
+        if self.num_workers == 0:
+            return
+        key = tuple(Path(p) for p in paths)
+        if key in self._prefetched or not key:
+            return
+        while len(self._prefetched) >= _PREFETCH_DEPTH:
+            oldest = next(iter(self._prefetched))
+            for future in self._prefetched.pop(oldest):
+                future.cancel()
+        self._prefetched[key] = [self._worker_pool().submit(self._cut_file, p) for p in key]
+
+    def close(self) -> None:
+        """Stop the worker threads (they also stop with the process)."""
+        self._drop_prefetched()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     # -- beyond the contract ---------------------------------------------------------------------------------
-    def embed_waveforms(self, waves: Sequence[tuple[np.ndarray, int]], names: Sequence[str] | None = None,
-                        max_clips_per_forward: int = 64) -> np.ndarray:
+    def embed_waveforms(self, waves: Sequence[tuple[np.ndarray, int]], names: Sequence[str] | None = None
+                        ) -> np.ndarray:
         """Embed decoded audio: ``(float32 [channels, samples], rate)`` pairs → float32 ``(n, 1024)``."""
+        from sertk_plugins.featurizers.imagebind.preprocess import prepare
+
+        if not waves:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        _, device = self.encoder()
+        return self._encode(lambda: prepare(waves, self.clip_config(), device, names=names))
+
+    def clips_per_forward(self) -> int:
+        """Clips per forward pass: 64 on the CPU (bounded memory, no speed lost), 1024 on a GPU."""
+        return 1024 if self.torch_device().type == "cuda" else 64
+
+    def _encode(self, make_batch) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
-        from sertk_plugins.featurizers.imagebind.preprocess import prepare
-
         encoder, device = self.encoder()
+        step = self.clips_per_forward()
         with torch.inference_mode(), _exact_fp32(device, self.dtype):
-            batch = prepare(waves, self.clip_config(), device, names=names)
+            batch = make_batch()
             parts = []
-            for start in range(0, batch.features.shape[0], max_clips_per_forward):
-                chunk = batch.features[start:start + max_clips_per_forward]
+            for start in range(0, batch.features.shape[0], step):
                 with self._autocast(device):
-                    parts.append(encoder(chunk).float())
+                    parts.append(encoder(batch.features[start:start + step]).float())
             clip_emb = torch.cat(parts)
             out = clip_emb[batch.index].mean(dim=1)  # [n, clips, 1024] → [n, 1024], after the ×20 scaling
             if self.normalize == "l2":
                 out = F.normalize(out, dim=-1)
         return out.cpu().numpy().astype(np.float32, copy=False)
+
+    def _cut_file(self, path: Path):
+        from sertk.audio.io import read_audio
+        from sertk_plugins.featurizers.imagebind.preprocess import cut_clips
+
+        wave, rate = read_audio(path)
+        return cut_clips(wave, rate, self.clip_config(), name=str(path))
+
+    def _take_or_submit(self, paths: list[Path]) -> list[Future]:
+        futures = self._prefetched.pop(tuple(paths), None)
+        if futures is not None:
+            return futures
+        if self.num_workers == 0:
+            futures = []
+            for path in paths:
+                future: Future = Future()
+                try:
+                    future.set_result(self._cut_file(path))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller through result()
+                    future.set_exception(exc)
+                futures.append(future)
+            return futures
+        return [self._worker_pool().submit(self._cut_file, p) for p in paths]
+
+    def _drop_prefetched(self) -> None:
+        for futures in self._prefetched.values():
+            for future in futures:
+                future.cancel()
+        self._prefetched.clear()
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="sertk-imagebind")
+        return self._pool
 
     def encoder(self) -> tuple[Any, Any]:
         """The loaded :class:`~.model.AudioEncoder` (eval mode) and its device, built on first use."""
@@ -172,8 +279,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
             from sertk_plugins.featurizers.imagebind.model import AudioEncoder
             from sertk_plugins.featurizers.imagebind.weights import load_audio_state_dict
 
-            device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto"
-                                  else self.device)
+            device = self.torch_device()
             path = self.weights_path()
             state = load_audio_state_dict(path)
             with torch.device("meta"):
@@ -186,7 +292,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
             if self.dtype != "float32":
                 encoder.cast_matmul_weights(getattr(torch, self.dtype))
             logger.info("loaded ImageBind audio weights from %s on %s (%s)", path, device, self.dtype)
-            self._encoder, self._torch_device = encoder, device
+            self._encoder = encoder
         return self._encoder, self._torch_device
 
     def _autocast(self, device: Any):

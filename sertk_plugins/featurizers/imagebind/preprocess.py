@@ -13,6 +13,9 @@ Per utterance, upstream's defaults (see ``docs/imagebind.md``):
    (:func:`sertk.audio.fbank.fbank`); laid out ``[128, frames]``;
 5. zero-pad on the right or crop to 204 frames, then ``(x + 4.268) / 9.138``.
 
+Steps 1-3 run per file on the CPU (:func:`cut_clips`, in the featurizer's worker threads); steps 4-5 run batched
+on the model's device (:func:`clip_features`).
+
 Beyond upstream: recordings shorter than one frame (400 samples at 16 kHz) are padded with silence to 400
 samples (a warning is logged) instead of crashing; clips covering the same samples (files of at most 2 s,
 where all three clips do) are computed once (``reuse_identical_clips``), which skips upstream's re-subtraction
@@ -37,7 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClipConfig", "ClipBatch", "clip_bounds", "prepare"]
+__all__ = ["ClipBatch", "ClipConfig", "UtteranceClips", "assemble", "clip_bounds", "clip_features", "cut_clips",
+           "prepare"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,29 +105,115 @@ def clip_bounds(num_samples: int, cfg: ClipConfig = ClipConfig()) -> list[tuple[
     return [(int(step * i * rate), int((step * i + length) * rate)) for i in range(cfg.clips)]
 
 
-def _feature_rows(clips: "list[torch.Tensor]", cfg: ClipConfig) -> "torch.Tensor":
-    """Equal-length groups of 1-D clips → normalised ``[len(clips), 1, bins, target]`` (order kept)."""
+@dataclasses.dataclass
+class UtteranceClips:  # torch tensors; torch is imported only when one is made
+    """One utterance cut into clips, on the CPU: the part of preprocessing done file by file.
+
+    Attributes
+    ----------
+    clips
+        The distinct clips, 1-D float32 CPU tensors (channel 0, mean already subtracted).
+    rows
+        For each of the utterance's ``cfg.clips`` clips, its position in ``clips``.
+    padded
+        Whether the recording was shorter than one frame and was padded.
+    """
+
+    clips: "list[torch.Tensor]"
+    rows: list[int]
+    padded: bool
+
+
+def cut_clips(wave: np.ndarray, rate: int, cfg: ClipConfig = ClipConfig(), name: object = "utterance"
+              ) -> UtteranceClips:
+    """Steps 1-3 for one decoded utterance (``float32 [channels, samples]``), on the CPU.
+
+    Independent of every other file and free of the GIL in its heavy parts (torch), so the featurizer runs it
+    in worker threads next to decoding while the model works on the previous batch.
+    """
     import torch
     import torch.nn.functional as F
 
+    x = torch.tensor(np.asarray(wave, dtype=np.float32))  # a copy: edited in place below
+    if x.ndim != 2:
+        raise ValueError(f"waveforms must be [channels, samples], got shape {tuple(x.shape)}")
+    if rate != cfg.sample_rate:
+        x = resample(x, rate, cfg.sample_rate)
+    padded = x.shape[-1] < cfg.min_samples
+    if padded:
+        logger.warning("%s: %d samples at %d Hz is shorter than one 25 ms frame; padded with silence to %d",
+                       name, x.shape[-1], cfg.sample_rate, cfg.min_samples)
+        x = F.pad(x, (0, cfg.min_samples - x.shape[-1]))
+    clips: list[torch.Tensor] = []
+    rows: list[int] = []
+    seen: dict[tuple[int, int], int] = {}
+    for start, end in clip_bounds(x.shape[-1], cfg):
+        view = x[:, start:end]
+        if cfg.inplace_mean:
+            view -= view.mean()  # upstream: in place, on the waveform itself
+            clip = view[0]
+        else:
+            clip = view[0] - view.mean()
+        if cfg.reuse_identical_clips and (start, end) in seen:
+            rows.append(seen[(start, end)])
+            continue
+        seen[(start, end)] = len(clips)
+        rows.append(len(clips))
+        clips.append(clip.clone())  # later in-place clips must not reach this one
+    return UtteranceClips(clips, rows, padded)
+
+
+def clip_features(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(),
+                  device: "torch.device | str" = "cpu") -> "torch.Tensor":
+    """Steps 4-5, batched: 1-D CPU clips → normalised ``[len(clips), 1, bins, target]`` on ``device``.
+
+    Clips of equal length (all but those of very short files) go to the device in one pinned copy and through
+    one filterbank call.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = torch.device(device)
+    if not clips:
+        return torch.zeros(0, 1, cfg.num_mel_bins, cfg.target_frames, device=device)
     opts = cfg.fbank_options
     out: "list[torch.Tensor | None]" = [None] * len(clips)
     groups: dict[int, list[int]] = {}
     for i, clip in enumerate(clips):
         groups.setdefault(clip.shape[-1], []).append(i)
-    mean = torch.tensor(cfg.mean, dtype=torch.float32)
-    std = torch.tensor(cfg.std, dtype=torch.float32)
+    mean = torch.tensor(cfg.mean, dtype=torch.float32, device=device)
+    std = torch.tensor(cfg.std, dtype=torch.float32, device=device)
     for rows in groups.values():
-        feats = fbank(torch.stack([clips[i] for i in rows]), opts).transpose(1, 2)  # [g, bins, frames]
+        if device.type == "cuda":  # stacked straight into page-locked memory: one copy, then an async upload
+            staging = torch.empty((len(rows), clips[rows[0]].shape[-1]), dtype=torch.float32, pin_memory=True)
+            stacked = torch.stack([clips[i] for i in rows], out=staging).to(device, non_blocking=True)
+        else:
+            stacked = torch.stack([clips[i] for i in rows]).to(device)
+        feats = fbank(stacked, opts).transpose(1, 2)  # [g, bins, frames]
         gap = cfg.target_frames - feats.shape[-1]
         if gap > 0:
             feats = F.pad(feats, (0, gap))
         elif gap < 0:
             feats = feats[..., : cfg.target_frames]
-        feats = (feats - mean.to(feats.device)) / std.to(feats.device)
+        feats = (feats - mean) / std  # float32 constants, as upstream's Normalize makes them
         for j, i in enumerate(rows):
             out[i] = feats[j]
     return torch.stack(out).unsqueeze(1)  # type: ignore[arg-type]
+
+
+def assemble(cut: Sequence[UtteranceClips], cfg: ClipConfig = ClipConfig(),
+             device: "torch.device | str" = "cpu") -> ClipBatch:
+    """Cut utterances → one :class:`ClipBatch` on ``device``."""
+    import torch
+
+    clips: "list[torch.Tensor]" = []
+    index: list[list[int]] = []
+    for utterance in cut:
+        index.append([len(clips) + r for r in utterance.rows])
+        clips += utterance.clips
+    return ClipBatch(clip_features(clips, cfg, device),
+                     torch.tensor(index, dtype=torch.long, device=device).reshape(len(index), cfg.clips),
+                     [pos for pos, u in enumerate(cut) if u.padded])
 
 
 def prepare(
@@ -132,7 +222,7 @@ def prepare(
     device: "torch.device | str" = "cpu",
     names: Sequence[object] | None = None,
 ) -> ClipBatch:
-    """Turn decoded utterances into model inputs.
+    """Turn decoded utterances into model inputs (:func:`cut_clips` for each, then :func:`assemble`).
 
     Parameters
     ----------
@@ -142,47 +232,10 @@ def prepare(
     cfg
         :class:`ClipConfig`.
     device
-        Where the work runs (the outputs live there too).
+        Where the filterbank runs and the outputs live (clips are cut on the CPU).
     names
         Used in log messages (file paths).
     """
-    import torch
-    import torch.nn.functional as F
-
-    clips: "list[torch.Tensor]" = []
-    index: list[list[int]] = []
-    padded: list[int] = []
-    for pos, (wave, rate) in enumerate(waves):
-        x = torch.tensor(np.asarray(wave, dtype=np.float32), device=device)  # a copy: edited in place below
-        if x.ndim != 2:
-            raise ValueError(f"waveforms must be [channels, samples], got shape {tuple(x.shape)}")
-        if rate != cfg.sample_rate:
-            x = resample(x, rate, cfg.sample_rate)
-        if x.shape[-1] < cfg.min_samples:
-            name = names[pos] if names is not None else f"utterance {pos}"
-            logger.warning("%s: %d samples at %d Hz is shorter than one 25 ms frame; padded with silence to %d",
-                           name, x.shape[-1], cfg.sample_rate, cfg.min_samples)
-            x = F.pad(x, (0, cfg.min_samples - x.shape[-1]))
-            padded.append(pos)
-        rows: list[int] = []
-        seen: dict[tuple[int, int], int] = {}
-        for start, end in clip_bounds(x.shape[-1], cfg):
-            view = x[:, start:end]
-            if cfg.inplace_mean:
-                view -= view.mean()  # upstream: in place, on the waveform itself
-                clip = view[0]
-            else:
-                clip = view[0] - view.mean()
-            if cfg.reuse_identical_clips and (start, end) in seen:
-                rows.append(seen[(start, end)])
-                continue
-            seen[(start, end)] = len(clips)
-            rows.append(len(clips))
-            clips.append(clip.clone())  # later in-place clips must not reach this one
-        index.append(rows)
-    if not clips:
-        feats = torch.zeros(0, 1, cfg.num_mel_bins, cfg.target_frames, device=device)
-    else:
-        feats = _feature_rows(clips, cfg)
-    return ClipBatch(feats, torch.tensor(index, dtype=torch.long, device=device).reshape(len(index), cfg.clips),
-                     padded)
+    cut = [cut_clips(wave, rate, cfg, names[pos] if names is not None else f"utterance {pos}")
+           for pos, (wave, rate) in enumerate(waves)]
+    return assemble(cut, cfg, device)
