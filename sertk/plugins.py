@@ -31,6 +31,9 @@ LOAD_PLUGINS_ENV = "SERTK_LOAD_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "sertk_plugins.datasets.demo",
     "sertk_plugins.datasets.iemocap",
+    "sertk_plugins.datasets.emodb",
+    "sertk_plugins.datasets.ravdess",
+    "sertk_plugins.datasets.cremad",
     "sertk_plugins.datasets.folder",
     "sertk_plugins.datasets.manifest",
     "sertk_plugins.featurizers.handcrafted",
