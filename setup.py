@@ -49,6 +49,7 @@ setup(
         "soundfile>=0.12",
         "matplotlib>=3.7",
         "scikit-learn>=1.3",
+        "skops>=0.12",
         "safetensors>=0.4",
         "tomli-w>=1.0",
     ],

@@ -6,10 +6,11 @@ Layout of ``MODEL_DIR`` (format ``sertk-model/1``)::
     scaler.npz        mean and std of the training features (only when the run standardised them)
     classifier.model  the classifier's own non-pickle file, written by its ``save(path)``
 
-Only classifiers with ``save(path)`` and a classmethod ``load(path)`` can be saved (``nusvm`` can); for others
-``sertk run`` says so in its report. ``sertk predict`` refuses a model whose featurizer fingerprint differs from
-the featurizer it would build now (other weights, options or preprocessing), because its embeddings would not
-be the ones the classifier was trained on.
+Only classifiers with ``save(path)`` and a classmethod ``load(path)`` can be saved: ``nusvm`` (its own format) and
+the scikit-learn references ``sklearn-nusvc``, ``sklearn-svc`` and ``logreg`` (skops files, loaded trusting only
+their own class) can; for others ``sertk run`` says so in its report. ``sertk predict`` refuses a model whose
+featurizer fingerprint differs from the featurizer it would build now (other weights, options or preprocessing),
+because its embeddings would not be the ones the classifier was trained on.
 """
 
 from __future__ import annotations
