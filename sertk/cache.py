@@ -253,7 +253,7 @@ class EmbeddingCache:
             keys[path] = digest
             # remember the digest only for a file that has settled and did not change while it was read
             settled = now - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_SECONDS
-            if settled and _stamp(path) == stamp:
+            if settled and stamp is not None and _stamp(path) == stamp:
                 fresh.append((path, *stamp, digest))
         if fresh:
             with self._transaction():

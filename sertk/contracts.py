@@ -98,9 +98,10 @@ class Dataset:
         Override :meth:`load` (reading a corpus is slow and may warn, so it should happen once), or override this
         method directly for a dataset that streams.
         """
-        if getattr(self, "_loaded", None) is None:
-            self._loaded: list[Utterance] | None = list(self.load())
-        return iter(self._loaded)
+        loaded: list[Utterance] | None = getattr(self, "_loaded", None)
+        if loaded is None:
+            loaded = self._loaded = list(self.load())
+        return iter(loaded)
 
     def load(self) -> Iterable[Utterance]:
         raise NotImplementedError(f"{type(self).__name__} must implement load() or utterances()")

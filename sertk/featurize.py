@@ -144,7 +144,7 @@ def embed_paths(
         If ``batch_size`` is not a positive integer.
     """
     name = _featurizer_name(featurizer)
-    paths = [Path(p) for p in paths]
+    files: list[Path] = [Path(p) for p in paths]
     size = batch_size if batch_size is not None else getattr(featurizer, "batch_size", 16)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"batch size must be a positive integer, got {size!r}")
@@ -157,18 +157,19 @@ def embed_paths(
 
     # 1. content keys (a file that cannot be read at all fails here)
     failures: dict[int, str] = {}
-    raw_keys = cache.audio_keys(paths) if cache is not None else [_safe_audio_key(p) for p in paths]
+    raw_keys: list[str | OSError] = (cache.audio_keys(files) if cache is not None
+                                     else [_safe_audio_key(p) for p in files])
     keys: list[str | None] = []
-    for index, key in enumerate(raw_keys):
-        if isinstance(key, OSError):
-            failures[index] = key.strerror or str(key)
+    for index, raw in enumerate(raw_keys):
+        if isinstance(raw, OSError):
+            failures[index] = raw.strerror or str(raw)
             keys.append(None)
         else:
-            keys.append(key)
+            keys.append(raw)
 
     # 2. each distinct content once, in order of first appearance
     first_path: dict[str, Path] = {}
-    for key, path in zip(keys, paths):
+    for key, path in zip(keys, files):
         if key is not None and key not in first_path:
             first_path[key] = path
     vectors: dict[str, np.ndarray] = cache.get_many(fp_key, list(first_path)) if cache is not None else {}
@@ -204,7 +205,7 @@ def embed_paths(
             bar.close()
 
     # 4. assemble in input order
-    ok = np.zeros(len(paths), dtype=bool)
+    ok = np.zeros(len(files), dtype=bool)
     rows_out: list[np.ndarray] = []
     n_cached = n_computed = 0
     for index, key in enumerate(keys):
@@ -222,9 +223,9 @@ def embed_paths(
     embeddings = np.stack(rows_out).astype(np.float32, copy=False) if rows_out else np.zeros((0, dim), np.float32)
     failures = dict(sorted(failures.items()))
     for index, reason in failures.items():
-        logger.info("featurizer %r: no embedding for %s: %s", name, paths[index], reason)
+        logger.info("featurizer %r: no embedding for %s: %s", name, files[index], reason)
     logger.info("featurizer %r: %d files: %d from the cache, %d computed (%d distinct), %d failed",
-                name, len(paths), n_cached, n_computed, len(misses) - len(failed_keys), len(failures))
+                name, len(files), n_cached, n_computed, len(misses) - len(failed_keys), len(failures))
     return EmbedResult(embeddings=embeddings, ok=ok, failures=failures, n_cached=n_cached, n_computed=n_computed,
                        audio_keys=keys, fp_key=fp_key)
 

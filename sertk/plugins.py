@@ -241,7 +241,7 @@ def component_options(cls: type) -> dict[str, Any]:
     """The keyword options a component class accepts, with their defaults (``inspect.Parameter.empty`` if none)."""
     import inspect
 
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own constructor
     return {
         n: p.default
         for n, p in params.items()
@@ -256,7 +256,8 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
     from sertk.errors import ConfigError
 
     accepted = component_options(component.cls)
-    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(component.cls.__init__).parameters.values())
+    init = component.cls.__init__  # type: ignore[misc]  # the class's own constructor
+    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(init).parameters.values())
     unknown = sorted(set(options) - set(accepted)) if not has_var_kw else []
     if unknown:
         listing = ", ".join(sorted(accepted)) or "(none)"

@@ -33,7 +33,7 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     yield from tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def bar(total: int, desc: str = "", unit: str = "it"):
+def bar(total: float | None, desc: str = "", unit: str = "it"):
     """A manual tqdm bar (``update(n)``, ``close()``), or a silent stand-in when bars are off."""
     if not enabled():
         return _NullBar()

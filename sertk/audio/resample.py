@@ -13,7 +13,7 @@ rounding (measured: max abs difference 0 on CPU for 44.1 and 48 kHz to 16 kHz).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def sinc_kernel(
         return cached
     cutoff = min(orig, new) * rolloff  # in units of the reduced rates
     width = math.ceil(lowpass_filter_width * orig / cutoff)
-    f32 = dict(dtype=torch.float32, device=device)
+    f32: dict[str, Any] = {"dtype": torch.float32, "device": device}
     # time (in input samples / orig) of each tap relative to each output phase, in zero crossings of the sinc
     taps = torch.arange(-width, width + orig, **f32)[None, None] / orig
     phase = torch.arange(0, -new, -1, **f32)[:, None, None] / new

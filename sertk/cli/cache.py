@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 from pathlib import Path
 
 import click
@@ -43,6 +44,7 @@ def info(cache_dir: Path | None, as_json: bool) -> None:
     from sertk.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
+    report: dict[str, Any]
     if not database_path(directory).exists():
         report = {"path": str(database_path(directory)), "size_bytes": 0, "entries": 0, "fingerprints": []}
     else:

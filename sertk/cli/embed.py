@@ -79,7 +79,7 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
     if skip_bad:
         arrays["failed"] = np.array([files[i] for i in result.failures], dtype=str)
     with atomic_open(out, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first ** as allow_pickle
 
     quiet = ctx.find_root().params.get("quiet", False)
     if not quiet:

@@ -119,7 +119,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
         return 1024
 
     @property
-    def batch_size(self) -> int:
+    def batch_size(self) -> int:  # type: ignore[override]  # the base class's plain default, resolved per device
         """Files per :meth:`embed` call the host sends: the option, or 16 on the CPU and 256 on a GPU."""
         if self._batch_size is not None:
             return self._batch_size

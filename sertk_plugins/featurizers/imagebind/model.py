@@ -159,6 +159,8 @@ class ClassToken(nn.Module):
 class LogitScale(nn.Module):
     """Multiplies by ``min(exp(log_logit_scale), 100)``; the released value is ln 20."""
 
+    log_logit_scale: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("log_logit_scale", torch.zeros(()))
@@ -200,7 +202,7 @@ class AudioEncoder(nn.Module):
         """
         tokens = self.modality_preprocessors["audio"](clips)
         cls = self.modality_trunks["audio"](tokens, class_token_only=True)  # [n, 1, 768]
-        head = self.modality_heads["audio"]
+        head: nn.Sequential = self.modality_heads["audio"]  # type: ignore[assignment]
         emb = head[2](head[0](cls))[:, 0]  # the head's LayerNorm is per token: the class token's alone
         return self.modality_postprocessors["audio"](emb.float())
 
