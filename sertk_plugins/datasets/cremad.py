@@ -63,7 +63,7 @@ from sertk.datasummary import (
 )
 from sertk.errors import ConfigError
 from sertk_plugins.datasets.filecorpus import (
-    audio_files,
+    scan_names,
     corpus_classes,
     count_differences,
     find_corpus_dir,
@@ -72,7 +72,6 @@ from sertk_plugins.datasets.filecorpus import (
     optional_flag,
     shorten,
     wants_full_check,
-    warn_unparsed,
 )
 from sertk_plugins.datasets.manifest import read_table
 
@@ -289,19 +288,9 @@ class CremaD(Dataset):
 
     def load(self) -> list[Utterance]:
         audio_dir = self.corpus_dir / AUDIO_DIR
-        files: list[_File] = []
-        unparsed: dict[Path, str] = {}
-        for path in audio_files(audio_dir):
-            parsed = parse_name(path)
-            if isinstance(parsed, str):
-                unparsed[path] = f"not a CREMA-D file name: {parsed}"
-            else:
-                files.append(parsed)
-        warn_unparsed(unparsed, corpus="CREMA-D", example="1001_DFA_ANG_XX.wav", log=logger)
-        if not files:
-            raise DatasetError(f"no CREMA-D files in {audio_dir} (expected names like 1001_DFA_ANG_XX.wav)"
-                               + (f"; {len(unparsed)} .wav file(s) there do not follow the naming scheme"
-                                  if unparsed else ""))
+        files: list[_File]
+        files, unparsed = scan_names(audio_dir, parse_name, corpus="CREMA-D", example="1001_DFA_ANG_XX.wav",
+                                     log=logger)
         by_clip: dict[str, Path] = {}
         for f in files:
             if f.clip in by_clip:

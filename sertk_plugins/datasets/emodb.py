@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import sertk
-from sertk import Dataset, DatasetError, Utterance
+from sertk import Dataset, Utterance
 from sertk.datasummary import (
     check_audio_files,
     handle_bad_audio,
@@ -66,14 +66,13 @@ from sertk.datasummary import (
 )
 from sertk.errors import ConfigError
 from sertk_plugins.datasets.filecorpus import (
-    audio_files,
+    scan_names,
     corpus_classes,
     count_differences,
     find_corpus_dir,
     full_release_error,
     optional_flag,
     wants_full_check,
-    warn_unparsed,
 )
 
 logger = logging.getLogger(__name__)
@@ -218,19 +217,8 @@ class EmoDB(Dataset):
 
     def load(self) -> list[Utterance]:
         wav_dir = self.corpus_dir / "wav"
-        files: list[_File] = []
-        unparsed: dict[Path, str] = {}
-        for path in audio_files(wav_dir):
-            parsed = parse_name(path)
-            if isinstance(parsed, str):
-                unparsed[path] = f"not an EmoDB file name: {parsed}"
-            else:
-                files.append(parsed)
-        warn_unparsed(unparsed, corpus="EmoDB", example="03a01Fa.wav", log=logger)
-        if not files:
-            raise DatasetError(f"no EmoDB files in {wav_dir} (expected names like 03a01Fa.wav)"
-                               + (f"; {len(unparsed)} .wav file(s) there do not follow the naming scheme"
-                                  if unparsed else ""))
+        files: list[_File]
+        files, unparsed = scan_names(wav_dir, parse_name, corpus="EmoDB", example="03a01Fa.wav", log=logger)
 
         if wants_full_check(self.full_release, n_found=len(files), n_expected=FULL_RELEASE_FILES,
                             named_like_release=False):

@@ -14,7 +14,7 @@ files (``.*``, macOS ``._*``) are ignored without a word. The loaders record the
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,26 @@ def audio_files(folder: Path, suffix: str = ".wav") -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if not p.name.startswith(".") and p.name.lower().endswith(suffix)
                   and (p.is_file() or p.is_symlink()))
+
+
+def scan_names(folder: Path, parse: Callable[[Path], Any], *, corpus: str, example: str,
+               log: logging.Logger) -> tuple[list[Any], dict[Path, str]]:
+    """Parse the name of every audio file in ``folder``: ``(parsed, unparsed)``, where ``parse`` returns a record or
+    a string saying why the name does not fit. Warns once about the unparsed; no parsed file at all is an error."""
+    parsed: list[Any] = []
+    unparsed: dict[Path, str] = {}
+    for path in audio_files(folder):
+        record = parse(path)
+        if isinstance(record, str):
+            unparsed[path] = f"not {'an' if corpus[0] in 'AEIOU' else 'a'} {corpus} file name: {record}"
+        else:
+            parsed.append(record)
+    warn_unparsed(unparsed, corpus=corpus, example=example, log=log)
+    if not parsed:
+        raise DatasetError(f"no {corpus} files in {folder} (expected names like {example})"
+                           + (f"; {len(unparsed)} .wav file(s) there do not follow the naming scheme"
+                              if unparsed else ""))
+    return parsed, unparsed
 
 
 def warn_unparsed(unparsed: Mapping[Path, str], *, corpus: str, example: str, log: logging.Logger) -> None:

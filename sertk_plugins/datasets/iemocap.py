@@ -51,7 +51,7 @@ import sertk
 from sertk import Dataset, DatasetError, Utterance
 from sertk.datasummary import check_audio_files, handle_bad_audio, validate_missing_policy
 from sertk.errors import ConfigError
-from sertk_plugins.datasets.manifest import class_mapping
+from sertk_plugins.datasets.filecorpus import corpus_classes
 
 logger = logging.getLogger(__name__)
 
@@ -195,27 +195,6 @@ def _session_numbers(value: Any) -> tuple[int, ...] | None:
     return tuple(sorted(set(numbers)))
 
 
-def _class_mapping(value: Any) -> dict[str, str]:
-    """A class-set name, or what :func:`~sertk_plugins.datasets.manifest.class_mapping` accepts, over IEMOCAP's
-    own labels."""
-    if isinstance(value, str):
-        try:
-            return dict(CLASS_SETS[value])
-        except KeyError:
-            raise ConfigError(f"option classes={value!r}: unknown class set; known: {', '.join(CLASS_SETS)}, "
-                              "or a list of labels, or a mapping {label = class}") from None
-    if value is None:
-        raise ConfigError(f"option classes: expected a class-set name ({', '.join(CLASS_SETS)}), a list of "
-                          "labels or a mapping {label = class}")
-    mapping = class_mapping(value)
-    assert mapping is not None
-    unknown = sorted(set(mapping) - set(LABELS))
-    if unknown:
-        raise ConfigError(f"option classes: unknown IEMOCAP label(s) {', '.join(unknown)}; "
-                          f"the labels are {' '.join(LABELS)}")
-    return mapping
-
-
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"option {name}={value!r}: expected true or false")
@@ -262,7 +241,7 @@ class IEMOCAP(Dataset):
         full_release: bool | None = None,
     ) -> None:
         super().__init__(root)
-        self.class_map = _class_mapping(classes)
+        self.class_map = corpus_classes(classes, corpus="IEMOCAP", labels=LABELS, class_sets=CLASS_SETS)
         self.sessions = _session_numbers(sessions)
         self.improvised_only = _flag("improvised_only", improvised_only)
         self.scripted_only = _flag("scripted_only", scripted_only)
