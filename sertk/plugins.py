@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sertk_plugins.datasets.cremad",
     "sertk_plugins.datasets.folder",
     "sertk_plugins.datasets.manifest",
+    "sertk_plugins.datasets.combined",
     "sertk_plugins.featurizers.handcrafted",
     "sertk_plugins.featurizers.imagebind",
     "sertk_plugins.classifiers.nusvm",
@@ -265,6 +266,8 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
                           f"its options are: {listing}")
     try:
         return component.cls(**fixed, **options)
+    except ConfigError:
+        raise  # already says which component and option
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r}: bad options {options!r}: {exc}") from exc
 

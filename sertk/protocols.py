@@ -3,8 +3,8 @@
 A protocol maps the utterances' labels, speakers and groups to train/test folds. Every protocol says whether it
 is speaker-dependent or speaker-independent, because numbers from different protocols are not comparable, and
 every report names the protocol next to its numbers. The built-in protocols (``sd-random``, ``kfold``, ``loso``,
-``loso-speaker``, ``speaker-kfold``) live in :mod:`sertk_plugins.protocols.standard`; plugins add more through the
-``sertk_register_protocols`` hook.
+``loso-speaker``, ``speaker-kfold``, ``group-split``) live in :mod:`sertk_plugins.protocols.standard`; plugins
+add more through the ``sertk_register_protocols`` hook.
 
 The host never trusts a protocol's folds blindly: :func:`check_folds` rejects indices out of range, a fold with an
 empty side or an utterance on both sides, and :func:`leakage_warnings` flags speakers and identical recordings

@@ -64,7 +64,8 @@ def test_missing_files_are_listed_and_strict_fails(corpus, host):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-d", "nope"], "Error: unknown dataset 'nope'; known datasets: cremad, csv, demo, emodb, folder, iemocap, ravdess"),
+    (["-d", "nope"], "Error: unknown dataset 'nope'; known datasets: combined, cremad, csv, demo, emodb,"
+     " folder, iemocap, ravdess"),
     (["-d", "iemocap"], "Error: dataset 'iemocap' needs its files: pass --data-root DIR"),
     (["-d", "iemocap", "--data-root", "{root}", "-o", "session=1"],
      "Error: dataset 'iemocap' has no option 'session'; its options are: classes, full_release, improvised_only, "

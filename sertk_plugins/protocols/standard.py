@@ -8,6 +8,9 @@
 - ``speaker-kfold`` — k folds of whole speakers, label proportions kept as far as speakers allow.
   Speaker-independent; the usual protocol for corpora with many speakers (CREMA-D's 91), where one fold per
   speaker is too many.
+- ``group-split`` — train on some groups, test on others: one fold, no seed. With the ``combined`` dataset the
+  groups are its parts, so ``train = "iemocap"``, ``test = "ravdess"`` is a cross-corpus experiment.
+  Speaker-independent when no speaker is in groups on both sides (the host's leakage check warns otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sertk
 from sertk.errors import ConfigError
 from sertk.protocols import Fold, Protocol
 
-__all__ = ["RandomSplit", "KFold", "LeaveOneGroupOut", "LeaveOneSpeakerOut", "SpeakerKFold"]
+__all__ = ["GroupSplit", "KFold", "LeaveOneGroupOut", "LeaveOneSpeakerOut", "RandomSplit", "SpeakerKFold"]
 
 
 def _flag(protocol: str, option: str, value: Any) -> bool:
@@ -143,7 +146,65 @@ class SpeakerKFold(Protocol):
                 for f in range(self.n_splits)]
 
 
+def _group_names(protocol: str, option: str, value: Any) -> tuple[str, ...]:
+    """A group option: one name, or a list of names (order kept, repeats dropped)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i for i in items):
+        raise ConfigError(f"protocol {protocol}: {option} must be a group name or a list of group names, got "
+                          f"{value!r}")
+    if not items:
+        raise ConfigError(f"protocol {protocol}: {option} is an empty list; name at least one group")
+    return tuple(dict.fromkeys(items))
+
+
+class GroupSplit(Protocol):
+    """Train on the utterances of some groups, test on those of others: one fold, the same for every seed.
+
+    ``test`` (required) and ``train`` are each a group name or a list of group names; ``train`` defaults to every
+    group not in ``test``. With the ``combined`` dataset the groups are its parts' labels, so ``train =
+    "iemocap"``, ``test = "ravdess"`` trains on one corpus and tests on another. The fold is named
+    ``"<train>→<test>"``, several groups joined by ``+`` (``"iemocap→ravdess"``, ``"cremad+iemocap→ravdess"``).
+
+    The protocol is speaker-independent when no speaker is in groups on both sides: true for the parts of
+    ``combined`` (their speakers are prefixed with the part's label) and for corpora whose groups hold whole
+    speakers (IEMOCAP's sessions). The class says ``speaker_independent = True`` and leaves the proof to the host:
+    its leakage check (:func:`sertk.protocols.leakage_warnings`) warns, naming them, when a speaker is on both sides.
+    """
+
+    name = "group-split"
+    description = ("train on some groups, test on others (with the combined dataset: train on one corpus, test "
+                   "on another); one fold")
+    speaker_independent = True
+
+    def __init__(self, test: str | list[str] | None = None, train: str | list[str] | None = None) -> None:
+        if test is None:
+            raise ConfigError("protocol group-split needs the option test: the group (or list of groups) to test "
+                              "on, e.g. -o protocol.test=ravdess; with the combined dataset the groups are its "
+                              "parts' labels")
+        self.test = _group_names(self.name, "test", test)
+        self.train = None if train is None else _group_names(self.name, "train", train)
+        both = [g for g in self.test if self.train is not None and g in self.train]
+        if both:
+            raise ConfigError(f"protocol group-split: group(s) {', '.join(map(repr, both))} are named in both train "
+                              "and test; a group goes on one side only")
+
+    def split(self, labels, speakers, groups, seed):
+        groups = np.asarray(groups).astype(str)
+        known = sorted(set(groups.tolist()))
+        for option, names in (("test", self.test), ("train", self.train or ())):
+            unknown = [g for g in names if g not in known]
+            if unknown:
+                raise ConfigError(f"protocol group-split: option {option}: no group {', '.join(map(repr, unknown))}"
+                                  f"; the dataset's groups are: {', '.join(known)}")
+        train = self.train if self.train is not None else tuple(g for g in known if g not in self.test)
+        if not train:
+            raise ConfigError(f"protocol group-split: nothing left to train on: test names every group of the "
+                              f"dataset ({', '.join(known)}); leave one out of test or name train")
+        return [Fold(f"{'+'.join(train)}→{'+'.join(self.test)}", np.flatnonzero(np.isin(groups, train)),
+                     np.flatnonzero(np.isin(groups, self.test)))]
+
+
 @sertk.hookimpl
 def sertk_register_protocols(register) -> None:
-    for protocol in (RandomSplit, KFold, LeaveOneGroupOut, LeaveOneSpeakerOut, SpeakerKFold):
+    for protocol in (RandomSplit, KFold, LeaveOneGroupOut, LeaveOneSpeakerOut, SpeakerKFold, GroupSplit):
         register(protocol)

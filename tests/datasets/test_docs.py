@@ -16,7 +16,8 @@ from sertk.plugins import PluginHost, component_options
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "datasets.md"
 OURS = ["sertk_plugins.datasets.iemocap", "sertk_plugins.datasets.emodb", "sertk_plugins.datasets.ravdess",
-        "sertk_plugins.datasets.cremad", "sertk_plugins.datasets.folder", "sertk_plugins.datasets.manifest"]
+        "sertk_plugins.datasets.cremad", "sertk_plugins.datasets.folder", "sertk_plugins.datasets.manifest",
+        "sertk_plugins.datasets.combined"]
 
 
 def test_minimal_plugin_from_the_docs_works(tmp_path, monkeypatch):
@@ -34,7 +35,7 @@ def test_minimal_plugin_from_the_docs_works(tmp_path, monkeypatch):
     assert summary.problems == []
 
 
-@pytest.mark.parametrize("name", ["iemocap", "emodb", "ravdess", "cremad", "folder", "csv"])
+@pytest.mark.parametrize("name", ["iemocap", "emodb", "ravdess", "cremad", "folder", "csv", "combined"])
 def test_every_option_is_documented(name):
     text = DOC.read_text()
     section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]

@@ -106,6 +106,6 @@ def test_summarize_iemocap_lists_missing_files_instead_of_failing(tmp_path, host
 def test_summarize_dataset_errors(tmp_path, host):
     with pytest.raises(ConfigError, match="needs its files: pass --data-root"):
         summarize_dataset("iemocap")
-    known = "known datasets: cremad, csv, demo, emodb, folder, iemocap, ravdess"
+    known = "known datasets: combined, cremad, csv, demo, emodb, folder, iemocap, ravdess"
     with pytest.raises(sertk.errors.UnknownComponentError, match=known):
         summarize_dataset("nope", tmp_path)
