@@ -1,10 +1,13 @@
-"""``sertk data``: look at a dataset before running experiments on it (``sertk data summary``).
+"""``sertk data``: get a dataset (``sertk data download``) and look at it before running experiments on it
+(``sertk data summary``).
 
-The logic lives in :mod:`sertk.datasummary`; this module parses the options and prints.
+The logic lives in :mod:`sertk.datasummary` and :mod:`sertk.download` (and each dataset's ``download``
+classmethod); this module parses the options and prints.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -12,7 +15,52 @@ import click
 
 @click.group("data")
 def data() -> None:
-    """Inspect datasets."""
+    """Download and inspect datasets."""
+
+
+@data.command("download")
+@click.argument("name")
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def download(name: str, dest: Path) -> None:
+    """Download the freely available dataset NAME into the folder DIR, check it and unpack it.
+
+    Datasets that offer a download (emodb, ravdess) fetch their release archive (resuming an interrupted
+    transfer when run again), verify it, extract it safely and check that it loads; running the command again on
+    a complete folder does nothing. The command to run next is printed at the end.
+    """
+    import shlex
+
+    from sertk.errors import DatasetError
+    from sertk.plugins import get_component
+
+    component = get_component("dataset", name)
+    fetch = getattr(component.cls, "download", None)
+    if not callable(fetch):
+        hint = getattr(component.cls, "download_hint", None) or (
+            "get its files as its documentation says (`sertk list` names it; docs/datasets.md), then pass them "
+            "with --data-root")
+        raise DatasetError(f"sertk cannot download dataset {name!r}: {hint}")
+    handler = _EchoHandler()
+    log = logging.getLogger("sertk.download")
+    old_level, old_propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        root = fetch(dest.expanduser())
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+        log.propagate = old_propagate
+    click.echo(f"{name} is ready in {root}; next:")
+    click.echo(f"  sertk run --dataset {shlex.quote(name)} --data-root {shlex.quote(str(root))}")
+
+
+class _EchoHandler(logging.Handler):
+    """Shows what :mod:`sertk.download` reports (downloading, resuming, already complete) on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
 
 
 @data.command("summary")

@@ -265,6 +265,10 @@ class CremaD(Dataset):
     description: ClassVar[str] = ("CREMA-D (ODbL): 91 actors, 6 emotions, 7442 clips; speaker = group "
                                   "(speaker-kfold or leave-one-speaker-out)")
     requires_root: ClassVar[bool] = True
+    #: what ``sertk data download cremad`` says: the audio is in Git LFS, so sertk does not download it
+    download_hint: ClassVar[str] = ("its audio is stored in Git LFS; clone the repository with `git lfs clone "
+                                    "https://github.com/CheyneyComputerScience/CREMA-D.git` (about 7 GB) and pass "
+                                    "the clone with --data-root")
 
     def __init__(
         self,

@@ -64,7 +64,7 @@ from sertk.datasummary import (
     handle_bad_audio,
     validate_missing_policy,
 )
-from sertk.errors import ConfigError
+from sertk.errors import ConfigError, DatasetError
 from sertk_plugins.datasets.filecorpus import (
     scan_names,
     corpus_classes,
@@ -121,6 +121,13 @@ COMMONLY_CITED_COUNTS: dict[str, int] = {"anger": 127, "boredom": 81, "disgust":
 
 _NAME_RE = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[A-Z])(?P<version>[a-z])\.(?i:wav)$")
 _LAYOUT = "the unpacked EmoDB download: a folder wav/ with files like 03a01Fa.wav"
+
+#: the authors' download (the URL audEERING's audformat EmoDB example fetches); no size or digest is published, so
+#: none is pinned: the extracted copy is checked as the 535-file release instead
+DOWNLOAD_URL = "http://emodb.bilderbar.info/download/download.zip"
+#: the folder under ``dest`` that :meth:`EmoDB.download` extracts to (the zip holds wav/, lablaut/, labsilb/, silb/,
+#: erkennung.txt and erklaerung.txt at its top level)
+DOWNLOAD_FOLDER = "emodb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +221,27 @@ class EmoDB(Dataset):
         self.corpus_dir = find_corpus_dir(self.root, corpus="EmoDB", marker="wav", layout=_LAYOUT)
         #: files left out: path → reason (names that do not parse; with ``missing="skip"``, unusable audio)
         self.skipped: dict[str, str] = {}
+
+    @classmethod
+    def download(cls, dest: str | Path) -> Path:
+        """Download the authors' ``download.zip`` (:data:`DOWNLOAD_URL`) into ``dest`` and extract it to
+        ``dest/emodb``; returns that folder (the ``--data-root``).
+
+        Resumable (an interrupted transfer continues from ``dest/download.zip.part``) and idempotent (a complete
+        ``dest/emodb`` is left as it is). Nothing is pinned (the authors publish no size or digest): the extracted
+        folder must instead load as EmoDB with the default options, which checks the 535-file release and its ten
+        speakers, before it is renamed into place. The zip is deleted afterwards.
+        """
+        from sertk.download import download_corpus
+
+        def check(folder: Path) -> str:
+            if not (folder / "wav").is_dir():
+                raise DatasetError(f"{DOWNLOAD_URL} did not unpack to {_LAYOUT}; the download is not EmoDB")
+            n = sum(1 for _ in cls(folder).utterances())
+            return f"{n} utterances"
+
+        return download_corpus("EmoDB", DOWNLOAD_URL, dest, archive="download.zip", folder=DOWNLOAD_FOLDER,
+                               check=check)
 
     def load(self) -> list[Utterance]:
         wav_dir = self.corpus_dir / "wav"

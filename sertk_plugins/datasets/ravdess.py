@@ -114,6 +114,13 @@ NO_SONG_ACTORS: tuple[int, ...] = (18,)
 #: the folders the Zenodo zips unpack to, per vocal channel
 RELEASE_DIRS: dict[str, str] = {"speech": "Audio_Speech_Actors_01-24", "song": "Audio_Song_Actors_01-24"}
 AUDIO_ONLY = "03"
+#: the speech zip on Zenodo record 1188976 (doi:10.5281/zenodo.1188976); its size and md5 are the ones the record
+#: lists, as quoted by several independent projects that verified them on download (see :meth:`RAVDESS.download`)
+DOWNLOAD_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
+DOWNLOAD_SIZE = 208_468_073
+DOWNLOAD_MD5 = "bc696df654c87fed845eb13823edef8a"
+#: the folder under ``dest`` that :meth:`RAVDESS.download` extracts to (the zip holds Actor_01/ … Actor_24/)
+DOWNLOAD_FOLDER = RELEASE_DIRS["speech"]
 
 _NAME_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.(?i:wav)$")
 _ACTOR_DIR_RE = re.compile(r"^Actor_(\d\d)$")
@@ -261,6 +268,28 @@ class RAVDESS(Dataset):
         self.release_dirs = _find_release_dirs(self.corpus_dir)
         #: files left out: path → reason (names that do not parse; with ``missing="skip"``, unusable audio)
         self.skipped: dict[str, str] = {}
+
+    @classmethod
+    def download(cls, dest: str | Path) -> Path:
+        """Download the speech part, ``Audio_Speech_Actors_01-24.zip`` (:data:`DOWNLOAD_URL`, 208 MB), into ``dest``
+        and extract it to ``dest/Audio_Speech_Actors_01-24``; returns that folder (the ``--data-root``).
+
+        Pinned: the size (:data:`DOWNLOAD_SIZE`, 208,468,073 bytes) and the md5 (:data:`DOWNLOAD_MD5`) of the
+        Zenodo file; a download that differs is deleted. The extracted folder must also load as RAVDESS with the
+        default options (the 1440-file check) before it is renamed into place. Resumable (an interrupted transfer
+        continues from the ``.part`` file) and idempotent (a complete folder is left as it is). The zip is deleted
+        afterwards. The song part is not downloaded.
+        """
+        from sertk.download import download_corpus
+
+        def check(folder: Path) -> str:
+            if not _actor_dirs(folder):
+                raise DatasetError(f"{DOWNLOAD_URL} did not unpack to Actor_NN folders; the download is not RAVDESS")
+            n = sum(1 for _ in cls(folder).utterances())
+            return f"{n} utterances"
+
+        return download_corpus("RAVDESS", DOWNLOAD_URL, dest, archive="Audio_Speech_Actors_01-24.zip",
+                               folder=DOWNLOAD_FOLDER, check=check, md5=DOWNLOAD_MD5, size=DOWNLOAD_SIZE)
 
     def load(self) -> list[Utterance]:
         files, unparsed = self._scan()

@@ -131,7 +131,9 @@ def _sha256_of(path: Path) -> str:
 
 
 def _digest_record(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256.json")
+    from sertk.download import record_path
+
+    return record_path(path)
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -152,14 +154,9 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def _write_digest(path: Path, digest: str, st: os.stat_result | None = None, **extra: str) -> None:
-    from sertk.atomic import atomic_write_text
+    from sertk.download import write_record
 
-    st = st or path.stat()
-    record = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, **extra}
-    try:
-        atomic_write_text(_digest_record(path), json.dumps(record) + "\n")
-    except OSError as exc:  # a read-only weights folder: just recompute next time
-        logger.debug("cannot cache the digest of %s: %s", path, exc)
+    write_record(path, digest, st, **extra)
 
 
 # -- reading ----------------------------------------------------------------------------------------------
@@ -299,11 +296,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # -- download ---------------------------------------------------------------------------------------------
-def _content_range_total(value: str | None) -> int | None:
-    m = re.match(r"bytes\s+(?:\d+-\d+|\*)/(\d+)", value or "")
-    return int(m.group(1)) if m else None
-
-
 def download(
     url: str = URL,
     dest: str | os.PathLike | None = None,
@@ -314,102 +306,20 @@ def download(
 ) -> Path:
     """Fetch ``url`` to ``dest`` (default ``weights_dir()/imagebind_huge.pth``), resuming a partial download.
 
-    Bytes go to ``dest.part`` (kept when interrupted, so the next call resumes with an HTTP Range request; a
-    server that ignores ranges makes it start over); on completion the size is checked against the server's,
-    the sha256 against ``sha256`` when given, and the file is renamed into place. ``dest.sha256.json``
-    records url, size and sha256 (it is also the featurizer's digest cache, so the 4.8 GB file is never hashed
-    twice). A complete ``dest`` whose record matches is not fetched again.
+    A thin wrapper of :func:`sertk.download.fetch`: bytes go to ``dest.part`` (kept when interrupted, so the next
+    call resumes with an HTTP Range request; a server that ignores ranges makes it start over); on completion the
+    size is checked against the server's, the sha256 against ``sha256`` when given, and the file is renamed into
+    place. ``dest.sha256.json`` records url, size and sha256 (it is also the featurizer's digest cache, so the
+    4.8 GB file is never hashed twice). A complete ``dest`` whose record matches is not fetched again. Failures
+    are :class:`FeaturizerError`.
     """
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    from sertk import progress
+    from sertk.download import DownloadError, fetch
 
     dest = Path(dest) if dest is not None else weights_dir() / CHECKPOINT_NAME
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    record = _digest_record(dest)
-    if dest.is_file() and record.is_file():
-        try:
-            rec = json.loads(record.read_text())
-            if rec.get("url") == url and rec.get("size") == dest.stat().st_size and (
-                    sha256 is None or rec.get("sha256") == sha256.lower()):
-                logger.info("%s is already complete (%d bytes)", dest, rec["size"])
-                return dest
-        except (OSError, ValueError):
-            pass
-
-    have = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "sertk", "Accept-Encoding": "identity"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        total = _content_range_total(exc.headers.get("Content-Range")) if exc.code == 416 else None
-        if exc.code == 416 and total == have:  # the part file is already whole
-            response = None
-        elif exc.code == 416:
-            part.unlink(missing_ok=True)
-            return download(url, dest, sha256=sha256, timeout=timeout, chunk_size=chunk_size)
-        else:
-            raise FeaturizerError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise FeaturizerError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-
-    hasher = hashlib.sha256()
-    if response is not None:
-        with response:
-            if have and response.status == 206:
-                start = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
-                if not start or int(start.group(1)) != have:
-                    raise FeaturizerError(f"{url}: the server answered the range request with a wrong range")
-                total = _content_range_total(response.headers.get("Content-Range"))
-                mode = "ab"
-                logger.info("resuming %s at %d bytes", dest.name, have)
-            else:
-                if have:
-                    logger.info("the server ignores ranges: downloading %s from the start", dest.name)
-                have, mode = 0, "wb"
-                length = response.headers.get("Content-Length")
-                total = int(length) if length is not None else None
-            if mode == "ab":
-                _hash_into(hasher, part)
-            bar = progress.bar(total=round(total / 2**20, 1) if total else None, desc=dest.name, unit="MiB")
-            bar.update(round(have / 2**20, 1))
-            try:
-                with open(part, mode) as fh:
-                    while True:
-                        block = response.read(chunk_size)
-                        if not block:
-                            break
-                        fh.write(block)
-                        hasher.update(block)
-                        have += len(block)
-                        bar.update(len(block) / 2**20)
-            except (OSError, http.client.HTTPException) as exc:
-                raise FeaturizerError(
-                    f"download of {url} stopped at {have} of {total or '?'} bytes ({type(exc).__name__}); "
-                    f"run the same command again to resume"
-                ) from None
-            finally:
-                bar.close()
-    else:
-        total = have
-        _hash_into(hasher, part)
-    if total is not None and have != total:
-        raise FeaturizerError(
-            f"download of {url} stopped at {have} of {total} bytes; run the same command again to resume"
-        )
-    digest = hasher.hexdigest()
-    if sha256 is not None and digest != sha256.lower():
-        part.unlink(missing_ok=True)
-        raise FeaturizerError(f"{url}: sha256 {digest} does not match the expected {sha256}; the file was removed")
-    os.replace(part, dest)
-    _write_digest(dest, digest, url=url)
-    logger.info("downloaded %s (%d bytes, sha256 %s)", dest, have, digest)
-    return dest
+        return fetch(url, dest, sha256=sha256, timeout=timeout, chunk_size=chunk_size)
+    except DownloadError as exc:
+        raise FeaturizerError(str(exc)) from None
 
 
 # -- random weights in the real format ----------------------------------------------------------------------
