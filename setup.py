@@ -58,6 +58,7 @@ setup(
             "pytest>=7.4",
             "pytest-benchmark>=4.0",
             "kaldi-native-fbank>=1.19",
+            "ruff>=0.5",
         ],
     },
     entry_points={"console_scripts": ["sertk = sertk.cli:main"]},

@@ -201,7 +201,8 @@ def run_experiment(config: RunConfig) -> RunResult:
     }
     if len(folds) > 1:
         report["fold_summary"] = {
-            k: {"mean": float(np.mean([f[k] for f in fold_reports])), "std": float(np.std([f[k] for f in fold_reports]))}
+            k: {"mean": float(np.mean([f[k] for f in fold_reports])),
+                "std": float(np.std([f[k] for f in fold_reports]))}
             for k in ("accuracy", "unweighted_accuracy", "macro_f1")}
     if is_paper_configuration(config):
         report["paper_comparison"] = (
@@ -217,8 +218,10 @@ def run_experiment(config: RunConfig) -> RunResult:
         shutil.rmtree(out / "model")
     if config.save_model:
         t = time.perf_counter()
-        model, scaler = last_model if len(folds) == 1 and last_model is not None else _fit(experiment, config, X, labels_all, standardize,
-                                                                 config.seed)
+        if len(folds) == 1 and last_model is not None:
+            model, scaler = last_model
+        else:
+            model, scaler = _fit(experiment, config, X, labels_all, standardize, config.seed)
         extra_paths.update(_save_model(out, experiment, config, labels, model, scaler, len(folds), report))
         timings["save_model_s"] = time.perf_counter() - t
     if config.plots:

@@ -73,7 +73,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{name} [{_pct(lo)}, {_pct(hi)}]" for name, (lo, hi) in ci.items()))
     summary = report.get("fold_summary")
     if summary:
-        lines += ["", "## Per fold", "", "| Fold | n_test | WA (%) | UA (%) | Macro-F1 (%) |", "|---|---:|---:|---:|---:|"]
+        lines += ["", "## Per fold", "", "| Fold | n_test | WA (%) | UA (%) | Macro-F1 (%) |",
+                  "|---|---:|---:|---:|---:|"]
         for fold in report["folds"]:
             lines.append(f"| {fold['name']} | {fold['n_test']} | {_pct(fold['accuracy'])} | "
                          f"{_pct(fold['unweighted_accuracy'])} | {_pct(fold['macro_f1'])} |")

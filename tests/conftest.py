@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from toy_plugin import toy_plugin, write_toy_corpus
 
 import sertk.plugins
-
-from toy_plugin import toy_plugin, write_toy_corpus
 
 
 @pytest.fixture

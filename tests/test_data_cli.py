@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-
 from iemocap_tree import make_iemocap_tree
+
 from sertk.cli.main import cli
+
 
 @pytest.fixture
 def host(builtin_host):

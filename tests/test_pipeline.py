@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from toy_plugin import ToyFeaturizer
 
 from sertk.config import RunConfig, load_config
 from sertk.errors import ConfigError, DatasetError
 from sertk.pipeline import run_experiment
 from sertk.report import REPORT_KEYS
-
-from toy_plugin import ToyFeaturizer
 
 
 def _config(root, out, **extra) -> RunConfig:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from iemocap_tree import make_iemocap_tree
 
 from sertk.config import RunConfig
 from sertk.pipeline import run_experiment
-
-from iemocap_tree import make_iemocap_tree
 
 
 @pytest.fixture

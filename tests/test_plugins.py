@@ -8,12 +8,11 @@ import sys
 import types
 
 import pytest
+from toy_plugin import ToyDataset, toy_plugin
 
 import sertk
 from sertk.errors import DuplicateComponentError, PluginError, UnknownComponentError
 from sertk.plugins import PluginHost
-
-from toy_plugin import ToyDataset, toy_plugin
 
 
 def _module(name: str, **attrs) -> types.ModuleType:

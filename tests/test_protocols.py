@@ -58,7 +58,8 @@ def test_leakage_check_flags_shared_speakers_and_identical_audio():
 
 
 def test_bad_protocols_and_options():
-    with pytest.raises(UnknownComponentError, match="known protocols: group-split, kfold, loso, loso-speaker, sd-random, speaker-kfold"):
+    known = "known protocols: group-split, kfold, loso, loso-speaker, sd-random, speaker-kfold"
+    with pytest.raises(UnknownComponentError, match=known):
         get_protocol("random", {})
     with pytest.raises(ConfigError, match="has no option 'folds'; its options are: n_splits, stratify"):
         get_protocol("kfold", {"folds": 3})

@@ -1,6 +1,7 @@
 """``sertk run``: one experiment from a dataset to a report.
 
-Precedence, lowest first: built-in defaults or ``--preset``, ``--config FILE``, the named options, ``-o kind.key=value``.
+Precedence, lowest first: built-in defaults or ``--preset``, ``--config FILE``, the named options,
+``-o kind.key=value``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from sertk.config import preset as preset_config
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding the corpus.")
 @click.option("--featurizer", help="Featurizer name.  [default: handcrafted]")
 @click.option("--classifier", help="Classifier name.  [default: nusvm with nu=0.1]")
-@click.option("--protocol", help="Evaluation protocol (sertk list shows all): sd-random, kfold, loso, loso-speaker, speaker-kfold, group-split.  [default: sd-random]")
+@click.option("--protocol", help="Evaluation protocol (sertk list shows all): sd-random, kfold, loso, loso-speaker, "
+                                  "speaker-kfold, group-split.  [default: sd-random]")
 @click.option("--seed", type=int, help="Random seed for the split and the classifier.  [default: 0]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder.  [default: runs/<dataset>-<featurizer>-<classifier>-<protocol>-seed<seed>]")

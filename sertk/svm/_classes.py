@@ -229,7 +229,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if self.break_ties and self.decision_function_shape == "ovo":
             raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: all CPUs), got {self.n_jobs!r}")
+            raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: all CPUs), "
+                             f"got {self.n_jobs!r}")
         cw = self.class_weight
         if cw is not None and cw != "balanced" and not isinstance(cw, Mapping):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}, got {cw!r}")
@@ -266,7 +267,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if isinstance(self.class_weight, Mapping):
             unknown = [c for c in self.class_weight if c not in set(classes.tolist())]
             if unknown:
-                raise ValueError(f"class_weight names classes {unknown!r} that are not in y (classes: {classes.tolist()!r})")
+                raise ValueError(f"class_weight names classes {unknown!r} that are not in y "
+                                 f"(classes: {classes.tolist()!r})")
         cw = compute_class_weight(self.class_weight, classes=classes, y=y)
         if np.any(~np.isfinite(cw)) or np.any(cw < 0):
             raise ValueError(f"class weights must be finite and non-negative, got {cw.tolist()!r}")

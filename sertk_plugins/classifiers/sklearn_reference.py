@@ -226,7 +226,8 @@ class SklearnNuSVC(_LibSVMPersistence, NuSVC):
     description = "scikit-learn NuSVC (libsvm ν-SVC), default nu=0.1, RBF kernel"
 
     def __init__(self, *, nu=0.1, kernel="rbf", degree=3, gamma="scale", coef0=0.0, shrinking=True,
-                 probability=_PROBABILITY_DEFAULT, tol=1e-3, cache_size=200, class_weight=None, verbose=False, max_iter=-1,
+                 probability=_PROBABILITY_DEFAULT, tol=1e-3, cache_size=200, class_weight=None, verbose=False,
+                 max_iter=-1,
                  decision_function_shape="ovr", break_ties=False, random_state=None):
         super().__init__(nu=nu, kernel=kernel, degree=degree, gamma=gamma, coef0=coef0, shrinking=shrinking,
                          probability=probability, tol=tol, cache_size=cache_size, class_weight=class_weight,

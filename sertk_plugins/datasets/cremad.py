@@ -63,13 +63,13 @@ from sertk.datasummary import (
 )
 from sertk.errors import ConfigError
 from sertk_plugins.datasets.filecorpus import (
-    scan_names,
     corpus_classes,
     count_differences,
     find_corpus_dir,
     full_release_error,
     name_differences,
     optional_flag,
+    scan_names,
     shorten,
     wants_full_check,
 )

@@ -66,12 +66,12 @@ from sertk.datasummary import (
 )
 from sertk.errors import ConfigError, DatasetError
 from sertk_plugins.datasets.filecorpus import (
-    scan_names,
     corpus_classes,
     count_differences,
     find_corpus_dir,
     full_release_error,
     optional_flag,
+    scan_names,
     wants_full_check,
 )
 

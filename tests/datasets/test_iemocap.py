@@ -7,8 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-
 from iemocap_tree import DIALOGS, make_iemocap_tree, tree_utterances  # noqa: E402
 
 from sertk.errors import ConfigError, DatasetError  # noqa: E402

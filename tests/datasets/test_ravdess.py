@@ -198,9 +198,9 @@ def test_release_listing_follows_the_published_design():
     assert len(speech) == 1440 and len(song) == 1012
     assert Counter(s[-2:] for s in speech) == {f"{a:02d}": 60 for a in range(1, 25)}
     assert Counter(s[-2:] for s in song) == {f"{a:02d}": 44 for a in range(1, 25) if a != 18}
-    assert Counter(ravdess_mod.EMOTIONS[s[6:8]] for s in speech) == {"neutral": 96} | {l: 192 for l in LABELS[1:]}
+    assert Counter(ravdess_mod.EMOTIONS[s[6:8]] for s in speech) == {"neutral": 96} | {e: 192 for e in LABELS[1:]}
     assert Counter(ravdess_mod.EMOTIONS[s[6:8]] for s in song) == {"neutral": 92} | {
-        l: 184 for l in ("calm", "happy", "sad", "angry", "fearful")}
+        e: 184 for e in ("calm", "happy", "sad", "angry", "fearful")}
     assert all(not isinstance(parse_name(Path(f"{s}.wav")), str) for s in speech | song)
     assert check_full_release(speech | song, ["speech", "song"]) == []
 

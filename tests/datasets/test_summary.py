@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from iemocap_tree import make_iemocap_tree  # noqa: E402
 
 import sertk.plugins
 from sertk import Utterance
@@ -20,8 +21,6 @@ from sertk.datasummary import (
 )
 from sertk.errors import ConfigError, DatasetError
 
-
-from iemocap_tree import make_iemocap_tree  # noqa: E402
 
 @pytest.fixture
 def host(builtin_host):

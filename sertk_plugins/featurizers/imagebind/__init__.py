@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
