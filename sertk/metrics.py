@@ -69,6 +69,19 @@ def classification_metrics(y_true: Labels, y_pred: Labels, labels: Sequence[str]
     return result
 
 
+def breakdown(y_true: Labels, y_pred: Labels, keys: Labels, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """WA and UA of the predictions of each key (speaker, group), sorted by key: how much the numbers depend on
+    who speaks. UA averages the recalls of the classes that key has test utterances of."""
+    t, p, k = np.asarray(y_true), np.asarray(y_pred), np.asarray(keys)
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(k.tolist())):
+        mask = k == key
+        scores = scores_from_confusion(confusion_matrix(t[mask], p[mask], labels), labels)
+        out[str(key)] = {"n": int(mask.sum()), "accuracy": scores["accuracy"],
+                         "unweighted_accuracy": scores["unweighted_accuracy"]}
+    return out
+
+
 def bootstrap_ci(y_true: Labels, y_pred: Labels, labels: Sequence[str], *, n_boot: int = 1000,
                  seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
     """Percentile bootstrap confidence intervals of WA, UA and macro-F1 over test utterances."""

@@ -119,7 +119,7 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
 
 def run_experiment(config: RunConfig) -> RunResult:
     """Run the configured experiment and write its reports; returns the report and the written paths."""
-    from sertk.metrics import bootstrap_ci, classification_metrics
+    from sertk.metrics import bootstrap_ci, breakdown, classification_metrics
     from sertk.progress import progress
     from sertk.protocols import check_folds, kind_of, leakage_warnings
 
@@ -152,6 +152,8 @@ def run_experiment(config: RunConfig) -> RunResult:
     fold_reports = []
     y_true_all: list[str] = []
     y_pred_all: list[str] = []
+    test_speakers: list[str] = []
+    test_groups: list[str] = []
     predictions: list[tuple] = []
     last_model: tuple[Any, Any] | None = None
     for seed, fold in progress(folds, total=len(folds), desc="train and test", unit="fold"):
@@ -169,6 +171,8 @@ def run_experiment(config: RunConfig) -> RunResult:
                              "n_test": int(len(fold.test)), **classification_metrics(y_true, y_pred, labels)})
         y_true_all += y_true.tolist()
         y_pred_all += y_pred.tolist()
+        test_speakers += speakers[fold.test].tolist()
+        test_groups += groups[fold.test].tolist()
         predictions += [(utterances[i].id, name, utterances[i].speaker, t_, p_)
                         for i, t_, p_ in zip(fold.test, y_true, y_pred)]
         last_model = (model, scaler)
@@ -195,6 +199,8 @@ def run_experiment(config: RunConfig) -> RunResult:
                        "options": _jsonable(_classifier_options(experiment.classifier, config)),
                        "standardize": standardize},
         "folds": fold_reports,
+        "per_speaker": breakdown(y_true_all, y_pred_all, test_speakers, labels),
+        "per_group": breakdown(y_true_all, y_pred_all, test_groups, labels),
         "warnings": warnings,
         "timings": timings,
         "config": config.to_dict(),

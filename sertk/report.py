@@ -81,6 +81,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("| mean ± std | | " + " | ".join(
             f"{_pct(summary[k]['mean'])} ± {_pct(summary[k]['std'])}"
             for k in ("accuracy", "unweighted_accuracy", "macro_f1")) + " |")
+    for key, title in (("per_speaker", "speaker"), ("per_group", "group")):
+        table = report.get(key)
+        if not table or (key == "per_group" and list(table) == list(report.get("per_speaker") or {})):
+            continue  # groups that are the speakers would repeat the table above
+        accuracies = [row["accuracy"] for row in table.values()]
+        lines += ["", f"## Per {title} (test predictions pooled over folds)", "",
+                  f"WA ranges from {_pct(min(accuracies))} to {_pct(max(accuracies))} % over {len(table)} "
+                  f"{title}s.", "", f"| {title.capitalize()} | n_test | WA (%) | UA (%) |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['unweighted_accuracy'])} |"
+                  for name, row in table.items()]
     lines += ["", "## Confusion matrix (rows: true, columns: predicted)", "",
               "| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     for label, row in zip(labels, report["confusion_matrix"]):

@@ -52,3 +52,18 @@ def test_bootstrap_interval_brackets_the_estimate(predictions):
         assert lo < m[key] < hi
         assert hi - lo < 0.15
     assert ci == bootstrap_ci(y_true, y_pred, LABELS, n_boot=300, seed=1)
+
+
+def test_breakdown_by_speaker():
+    from sertk.metrics import breakdown
+
+    y_true = ["a", "a", "b", "b", "a", "b"]
+    y_pred = ["a", "b", "b", "b", "a", "a"]
+    keys = ["s2", "s2", "s2", "s2", "s1", "s1"]
+    table = breakdown(y_true, y_pred, keys, ["a", "b"])
+    assert list(table) == ["s1", "s2"]
+    assert table["s1"] == {"n": 2, "accuracy": 0.5, "unweighted_accuracy": 0.5}
+    assert table["s2"]["n"] == 4 and table["s2"]["accuracy"] == 0.75
+    assert table["s2"]["unweighted_accuracy"] == (0.5 + 1.0) / 2
+    only_a = breakdown(["a", "a"], ["a", "b"], ["x", "x"], ["a", "b"])
+    assert only_a["x"]["unweighted_accuracy"] == 0.5  # only the class it has counts

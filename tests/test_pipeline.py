@@ -81,6 +81,19 @@ def test_speaker_independent_protocol_reports_folds(toy_host, toy_corpus, tmp_pa
     assert set(report["fold_summary"]) == {"accuracy", "unweighted_accuracy", "macro_f1"}
     assert "## Per fold" in (tmp_path / "run" / "report.md").read_text()
     assert not any("in both training and test" in w for w in report["warnings"])
+    # per speaker and per group: the same numbers as counting predictions.csv by hand
+    import csv
+
+    with open(tmp_path / "run" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for speaker, entry in report["per_speaker"].items():
+        mine = [r for r in rows if r["speaker"] == speaker]
+        assert entry["n"] == len(mine)
+        assert entry["accuracy"] == pytest.approx(sum(r["label"] == r["predicted"] for r in mine) / len(mine))
+    assert sum(e["n"] for e in report["per_speaker"].values()) == 80
+    assert {k: v["n"] for k, v in report["per_group"].items()} == {"g0": 40, "g1": 40}
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "## Per speaker" in text and "## Per group" in text
 
 
 def test_unreadable_audio_stops_the_run_or_is_skipped(toy_host, toy_corpus, tmp_path):
