@@ -59,6 +59,7 @@ setup(
             "pytest-benchmark>=4.0",
             "kaldi-native-fbank>=1.19",
             "ruff>=0.5",
+            "mypy>=1.10",
         ],
     },
     entry_points={"console_scripts": ["sertk = sertk.cli:main"]},

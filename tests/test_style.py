@@ -1,4 +1,4 @@
-"""The code passes the project's lint rules (``[tool.ruff]`` in pyproject.toml: errors, warnings, import order)."""
+"""The code passes the project's lint rules and type checks (``[tool.ruff]`` and ``[tool.mypy]`` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -21,4 +21,12 @@ def _ruff() -> list[str] | None:
 def test_ruff_finds_nothing():
     result = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", "."], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("mypy", path=str(Path(sys.executable).parent)) is None,
+                    reason="mypy is not installed (pip install -e '.[dev]')")
+def test_mypy_finds_nothing(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
