@@ -8,15 +8,13 @@ archives are: EmoDB's ``download.zip`` holds ``wav/``, ``lablaut/`` … at its t
 from __future__ import annotations
 
 import hashlib
-import http.server
-import re
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from public_corpora_trees import make_emodb_tree, make_ravdess_tree
+from range_server import serve
 
 from sertk.cli.main import cli
 from sertk.download import MARKER, DownloadError, extract_zip, fetch
@@ -27,65 +25,14 @@ from sertk_plugins.datasets.emodb import EmoDB
 from sertk_plugins.datasets.ravdess import RAVDESS
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves the files of ``server.root``; honours ``Range: bytes=N-``. ``server.cut``: the first response stops
-    half-way and closes the connection."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        path = srv.root / self.path.split("?")[0].lstrip("/")
-        if not path.is_file():
-            self.send_error(404)
-            return
-        data = path.read_bytes()
-        start = 0
-        m = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
-        if m:
-            start = int(m.group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if srv.cut and len(srv.requests) == 1:
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server(tmp_path):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.root, srv.requests, srv.cut = tmp_path / "served", [], False
-    srv.root.mkdir()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve(tmp_path / "served") as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 def _url(srv, name):
-    return f"http://127.0.0.1:{srv.server_address[1]}/{name}"
+    return srv.url(name)
 
 
 def _zip_folder(folder: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
@@ -172,7 +119,7 @@ def test_emodb_download_extracts_checks_and_is_idempotent(emodb_zip, server, tmp
 
 
 def test_ravdess_download_resumes_and_verifies(ravdess_zip, server, tmp_path):
-    server.cut = True
+    server.mode = "cut"
     dest = tmp_path / "corpora"
     with pytest.raises(DownloadError, match="again to resume"):
         RAVDESS.download(dest)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import re
-import threading
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from range_server import serve
 
 from sertk.errors import FeaturizerError
 from sertk_plugins.featurizers.imagebind import weights as W
@@ -19,62 +17,15 @@ from sertk_plugins.featurizers.imagebind.commands import weights_group
 PAYLOAD = np.random.default_rng(7).bytes(300_000)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /imagebind_huge.pth. ``server.mode``: "range" (honours Range), "norange" (always the
-    whole file with 200), "cut" (like "range", but the first response stops half-way and closes)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        srv.requests.append(self.headers.get("Range"))
-        if self.path != "/imagebind_huge.pth":
-            self.send_error(404)
-            return
-        start = 0
-        m = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
-        if m and srv.mode != "norange":
-            start = int(m.group(1))
-            if start >= len(PAYLOAD):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
-        else:
-            self.send_response(200)
-        body = PAYLOAD[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if srv.mode == "cut" and len(srv.requests) == 1:
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.mode, srv.requests = "range", []
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+def server(tmp_path):
+    with serve(tmp_path / "served") as srv:
+        (srv.root / "imagebind_huge.pth").write_bytes(PAYLOAD)
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
 
 
 def _url(srv, name="imagebind_huge.pth"):
-    return f"http://127.0.0.1:{srv.server_address[1]}/{name}"
+    return srv.url(name)
 
 
 def test_download_resumes_after_an_interrupted_transfer(server, tmp_path):
@@ -88,7 +39,7 @@ def test_download_resumes_after_an_interrupted_transfer(server, tmp_path):
 
     path = W.download(_url(server), dest, timeout=10)
     assert path == dest and dest.read_bytes() == PAYLOAD and not part.exists()
-    assert server.requests == [None, f"bytes={got}-"]
+    assert server.ranges == [None, f"bytes={got}-"]
     digest = hashlib.sha256(PAYLOAD).hexdigest()
     record = json.loads(dest.with_name(dest.name + ".sha256.json").read_text())
     assert record["size"] == len(PAYLOAD) and record["sha256"] == digest and record["url"] == _url(server)
@@ -103,14 +54,14 @@ def test_download_starts_over_when_the_server_ignores_ranges(server, tmp_path):
     dest = tmp_path / "imagebind_huge.pth"
     dest.with_name(dest.name + ".part").write_bytes(b"stale bytes from another file")
     W.download(_url(server), dest, sha256=hashlib.sha256(PAYLOAD).hexdigest(), timeout=10)
-    assert dest.read_bytes() == PAYLOAD and server.requests == ["bytes=29-"]
+    assert dest.read_bytes() == PAYLOAD and server.ranges == ["bytes=29-"]
 
 
 def test_download_of_a_complete_part_file_just_finishes(server, tmp_path):
     dest = tmp_path / "imagebind_huge.pth"
     dest.with_name(dest.name + ".part").write_bytes(PAYLOAD)
     W.download(_url(server), dest, timeout=10)
-    assert dest.read_bytes() == PAYLOAD and server.requests == [f"bytes={len(PAYLOAD)}-"]
+    assert dest.read_bytes() == PAYLOAD and server.ranges == [f"bytes={len(PAYLOAD)}-"]
 
 
 def test_download_errors(server, tmp_path):
