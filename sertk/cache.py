@@ -58,7 +58,6 @@ STORED_DTYPE_NAME = "float32"
 #: files modified more recently than this are re-hashed instead of trusting the digest memo
 RACY_SECONDS = 2.0
 _CHUNK = 500  # keys per SELECT (below SQLite's variable limit on every version)
-_HASH_BLOCK = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -128,11 +127,9 @@ def fingerprint_key(fingerprint: Mapping[str, Any]) -> str:
 
 def audio_key(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of the file's bytes: the content, not its name or time stamps."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+    from sertk.download import sha256_of
+
+    return sha256_of(path)
 
 
 @dataclasses.dataclass(frozen=True)

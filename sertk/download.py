@@ -80,6 +80,27 @@ def _hash_into(hashers: list, path: Path) -> None:
                 h.update(block)
 
 
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    _hash_into([h], Path(path))
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file, cached in ``<file>.sha256.json`` (keyed on size and mtime) so it is computed once; a file
+    :func:`fetch` downloaded has its record already."""
+    path = Path(path)
+    st = path.stat()
+    record = _read_record(path)
+    if record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns and "sha256" in record:
+        return str(record["sha256"])
+    logger.info("computing the sha256 of %s (%.0f MB); cached for later runs", path, st.st_size / 1e6)
+    digest = sha256_of(path)
+    write_record(path, digest, st)
+    return digest
+
+
 # -- one file -------------------------------------------------------------------------------------------------
 def _content_range_total(value: str | None) -> int | None:
     m = re.match(r"bytes\s+(?:\d+-\d+|\*)/(\d+)", value or "")

@@ -31,10 +31,6 @@ def server(tmp_path):
         yield srv
 
 
-def _url(srv, name):
-    return srv.url(name)
-
-
 def _zip_folder(folder: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
     """Zip the contents of ``folder`` with names relative to it (directory entries included)."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -49,7 +45,7 @@ def _zip_folder(folder: Path, archive: Path, extra: dict[str, bytes] | None = No
 def emodb_zip(server, tmp_path, monkeypatch):
     corpus = make_emodb_tree(tmp_path / "src", name="emodb-src")
     _zip_folder(corpus, server.root / "download.zip", {"erkennung.txt": b"x\n", "erklaerung.txt": b"y\n"})
-    monkeypatch.setattr(emodb_mod, "DOWNLOAD_URL", _url(server, "download.zip"))
+    monkeypatch.setattr(emodb_mod, "DOWNLOAD_URL", server.url("download.zip"))
     return server.root / "download.zip"
 
 
@@ -58,7 +54,7 @@ def ravdess_zip(server, tmp_path, monkeypatch):
     corpus = make_ravdess_tree(tmp_path / "src", name="ravdess-src", flat=True)
     archive = _zip_folder(corpus, server.root / "Audio_Speech_Actors_01-24.zip")
     data = archive.read_bytes()
-    monkeypatch.setattr(ravdess_mod, "DOWNLOAD_URL", _url(server, archive.name + "?download=1"))
+    monkeypatch.setattr(ravdess_mod, "DOWNLOAD_URL", server.url(archive.name + "?download=1"))
     monkeypatch.setattr(ravdess_mod, "DOWNLOAD_MD5", hashlib.md5(data).hexdigest())
     monkeypatch.setattr(ravdess_mod, "DOWNLOAD_SIZE", len(data))
     return archive
@@ -75,22 +71,22 @@ def test_fetch_resumes_from_a_part_file_and_checks_digests(server, tmp_path):
     dest = tmp_path / "out" / "blob.bin"
     dest.parent.mkdir()
     dest.with_name("blob.bin.part").write_bytes(data[:100_000])
-    fetch(_url(server, "blob.bin"), dest, md5=hashlib.md5(data).hexdigest(), size=len(data),
+    fetch(server.url("blob.bin"), dest, md5=hashlib.md5(data).hexdigest(), size=len(data),
           sha256=hashlib.sha256(data).hexdigest(), timeout=10)
     assert dest.read_bytes() == data and not dest.with_name("blob.bin.part").exists()
     assert server.requests == [("/blob.bin", "bytes=100000-")]
-    fetch(_url(server, "blob.bin"), dest, md5=hashlib.md5(data).hexdigest(), timeout=10)  # complete: no request
+    fetch(server.url("blob.bin"), dest, md5=hashlib.md5(data).hexdigest(), timeout=10)  # complete: no request
     assert len(server.requests) == 1
 
 
 def test_fetch_errors_name_the_url(server, tmp_path):
     (server.root / "blob.bin").write_bytes(b"abc" * 100)
     with pytest.raises(DownloadError, match=r"missing\.bin: HTTP 404"):
-        fetch(_url(server, "missing.bin"), tmp_path / "a", timeout=10)
+        fetch(server.url("missing.bin"), tmp_path / "a", timeout=10)
     with pytest.raises(DownloadError, match="expected 5"):
-        fetch(_url(server, "blob.bin"), tmp_path / "b", size=5, timeout=10)
+        fetch(server.url("blob.bin"), tmp_path / "b", size=5, timeout=10)
     with pytest.raises(DownloadError, match="md5 .* does not match"):
-        fetch(_url(server, "blob.bin"), tmp_path / "c", md5="0" * 32, timeout=10)
+        fetch(server.url("blob.bin"), tmp_path / "c", md5="0" * 32, timeout=10)
     assert _leftovers(tmp_path) == ["served"]
 
 
@@ -149,7 +145,7 @@ def test_a_zip_with_an_evil_member_leaves_no_corpus(server, tmp_path, monkeypatc
     corpus = make_ravdess_tree(tmp_path / "src", name="ravdess-src", flat=True, actors=(1,))
     archive = _zip_folder(corpus, server.root / "evil.zip", {"../evil.txt": b"evil"})
     data = archive.read_bytes()
-    monkeypatch.setattr(ravdess_mod, "DOWNLOAD_URL", _url(server, "evil.zip"))
+    monkeypatch.setattr(ravdess_mod, "DOWNLOAD_URL", server.url("evil.zip"))
     monkeypatch.setattr(ravdess_mod, "DOWNLOAD_MD5", hashlib.md5(data).hexdigest())
     monkeypatch.setattr(ravdess_mod, "DOWNLOAD_SIZE", len(data))
     dest = tmp_path / "corpora"
@@ -162,7 +158,7 @@ def test_a_zip_with_an_evil_member_leaves_no_corpus(server, tmp_path, monkeypatc
 
 def test_a_wrong_layout_is_not_renamed_into_place(server, tmp_path, monkeypatch):
     _zip_folder(make_ravdess_tree(tmp_path / "src", flat=True, actors=(1,)), server.root / "download.zip")
-    monkeypatch.setattr(emodb_mod, "DOWNLOAD_URL", _url(server, "download.zip"))
+    monkeypatch.setattr(emodb_mod, "DOWNLOAD_URL", server.url("download.zip"))
     dest = tmp_path / "corpora"
     with pytest.raises(DatasetError, match="not EmoDB"):
         EmoDB.download(dest)

@@ -51,7 +51,7 @@ import sertk
 from sertk import Dataset, DatasetError, Utterance
 from sertk.datasummary import check_audio_files, handle_bad_audio, validate_missing_policy
 from sertk.errors import ConfigError
-from sertk_plugins.datasets.filecorpus import corpus_classes
+from sertk_plugins.datasets.filecorpus import corpus_classes, flag
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +195,6 @@ def _session_numbers(value: Any) -> tuple[int, ...] | None:
     return tuple(sorted(set(numbers)))
 
 
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"option {name}={value!r}: expected true or false")
-    return value
-
-
 class IEMOCAP(Dataset):
     """IEMOCAP full release: 10 speakers, sessions as folds, 4-class set (exc merged into hap) by default.
 
@@ -243,13 +237,13 @@ class IEMOCAP(Dataset):
         super().__init__(root)
         self.class_map = corpus_classes(classes, corpus="IEMOCAP", labels=LABELS, class_sets=CLASS_SETS)
         self.sessions = _session_numbers(sessions)
-        self.improvised_only = _flag("improvised_only", improvised_only)
-        self.scripted_only = _flag("scripted_only", scripted_only)
+        self.improvised_only = flag("improvised_only", improvised_only)
+        self.scripted_only = flag("scripted_only", scripted_only)
         if self.improvised_only and self.scripted_only:
             raise ConfigError("options improvised_only and scripted_only exclude each other; set at most one")
         self.missing = validate_missing_policy(missing)
         if full_release is not None:
-            _flag("full_release", full_release)
+            flag("full_release", full_release)
         if self.root is None:
             raise ConfigError("dataset 'iemocap' needs its files: pass root (--data-root DIR), the "
                               f"{FULL_RELEASE_DIRNAME} folder")

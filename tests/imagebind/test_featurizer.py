@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+import sertk.download
 from sertk.errors import AudioError, ConfigError, FeaturizerError
 from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
 from sertk_plugins.featurizers.imagebind import weights as W
@@ -106,7 +107,7 @@ def test_fingerprint_holds_the_weights_digest_computed_once(random_pth, monkeypa
     h = hashlib.sha256(random_pth.read_bytes()).hexdigest()
     assert fp["weights_sha256"] == h
     assert (random_pth.parent / (random_pth.name + ".sha256.json")).is_file()
-    monkeypatch.setattr(W, "_sha256_of", lambda path: pytest.fail("digest recomputed"))
+    monkeypatch.setattr(sertk.download, "sha256_of", lambda path: pytest.fail("digest recomputed"))
     assert ImageBindFeaturizer(weights=str(random_pth), clips=2).fingerprint()["weights_sha256"] == h
     fp2 = ImageBindFeaturizer(weights=str(random_pth), clips=2).fingerprint()
     assert fp2 != fp and fp2["clips"] == 2

@@ -19,7 +19,6 @@ modalities); tests and the golden-file script use it, since the real weights can
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sertk.download import file_digest  # re-exported: the weights digest in the fingerprint
 from sertk.errors import FeaturizerError
 
 if TYPE_CHECKING:
@@ -115,48 +115,6 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     raise FeaturizerError(
         "no ImageBind weights found (looked for " + " and ".join(str(p) for p in candidates) + f"); {HOW_TO_GET}"
     )
-
-
-# -- digests ----------------------------------------------------------------------------------------------
-def _hash_into(h: "hashlib._Hash", path: Path) -> None:
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-
-
-def _sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    _hash_into(h, path)
-    return h.hexdigest()
-
-
-def _digest_record(path: Path) -> Path:
-    from sertk.download import record_path
-
-    return record_path(path)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file, cached in ``<file>.sha256.json`` (keyed on size and mtime) so it is computed once."""
-    path = Path(path)
-    st = path.stat()
-    record = _digest_record(path)
-    try:
-        cached = json.loads(record.read_text())
-        if cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns:
-            return str(cached["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    logger.info("computing the sha256 of %s (%.0f MB); cached for later runs", path, st.st_size / 1e6)
-    digest = _sha256_of(path)
-    _write_digest(path, digest, st)
-    return digest
-
-
-def _write_digest(path: Path, digest: str, st: os.stat_result | None = None, **extra: str) -> None:
-    from sertk.download import write_record
-
-    write_record(path, digest, st, **extra)
 
 
 # -- reading ----------------------------------------------------------------------------------------------
