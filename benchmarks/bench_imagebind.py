@@ -379,8 +379,7 @@ def test_decode_and_cut_rate(benchmark, workers, checkpoints, tmp_path_factory):
     feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device="cpu", num_workers=workers)
 
     def decode_all():
-        futures = feat._take_or_submit(files)
-        return [f.result() for f in futures]
+        return feat._cut_all(files)
 
     decode_all()
     benchmark.pedantic(decode_all, rounds=5, iterations=1)

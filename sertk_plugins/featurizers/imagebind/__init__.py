@@ -178,7 +178,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
         paths = [Path(p) for p in paths]
         if not paths:
             return np.zeros((0, self.dim), dtype=np.float32)
-        cut = [future.result() for future in self._take_or_submit(paths)]
+        cut = self._cut_all(paths)
         _, device = self.encoder()
         return self._encode(lambda: assemble(cut, self.clip_config(), device))
 
@@ -244,21 +244,15 @@ class ImageBindFeaturizer(sertk.Featurizer):
         wave, rate = read_audio(path)
         return cut_clips(wave, rate, self.clip_config(), name=str(path))
 
-    def _take_or_submit(self, paths: list[Path]) -> list[Future]:
+    def _cut_all(self, paths: list[Path]) -> list:
+        """Every file decoded and cut, in order (prefetched, in the workers, or here); the first failure in order
+        is raised."""
         futures = self._prefetched.pop(tuple(paths), None)
-        if futures is not None:
-            return futures
-        if self.num_workers == 0:
-            futures = []
-            for path in paths:
-                future: Future = Future()
-                try:
-                    future.set_result(self._cut_file(path))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller through result()
-                    future.set_exception(exc)
-                futures.append(future)
-            return futures
-        return [self._worker_pool().submit(self._cut_file, p) for p in paths]
+        if futures is None and self.num_workers == 0:
+            return [self._cut_file(p) for p in paths]
+        if futures is None:
+            futures = [self._worker_pool().submit(self._cut_file, p) for p in paths]
+        return [future.result() for future in futures]
 
     def _drop_prefetched(self) -> None:
         for futures in self._prefetched.values():
