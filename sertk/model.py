@@ -5,6 +5,10 @@ Layout of ``MODEL_DIR`` (format ``sertk-model/1``)::
     model.json        format, sertk version, labels, featurizer name/options/fingerprint, classifier name/options
     scaler.npz        mean and std of the training features (only when the run standardised them)
     classifier.model  the classifier's own non-pickle file, written by its ``save(path)``
+    digests.json      the sha256 of each file above; written last
+
+``load_model`` refuses a folder whose ``digests.json`` is missing or whose files are missing or differ from their
+digests (a damaged copy, a hand-edited label list), naming the file: a model that predicts must be the one saved.
 
 Only classifiers with ``save(path)`` and a classmethod ``load(path)`` can be saved: ``nusvm`` (its own format) and
 the scikit-learn references ``sklearn-nusvc``, ``sklearn-svc`` and ``logreg`` (skops files, loaded trusting only
@@ -29,6 +33,11 @@ from sertk.errors import ModelError
 
 FORMAT = "sertk-model/1"
 CLASSIFIER_FILE = "classifier.model"
+DIGESTS_FILE = "digests.json"
+DIGESTS_FORMAT = "sertk-model-digests/1"
+#: every file a model folder may hold
+MODEL_FILES = ("model.json", CLASSIFIER_FILE, "scaler.npz", DIGESTS_FILE)
+_REQUIRED = ("model.json", CLASSIFIER_FILE)
 
 
 def can_save(model: Any) -> bool:
@@ -37,7 +46,7 @@ def can_save(model: Any) -> bool:
 
 def save_model(directory: Path, *, labels: Sequence[str], featurizer: dict[str, Any], classifier: dict[str, Any],
                model: Any, scaler: tuple[np.ndarray, np.ndarray] | None) -> Path:
-    """Write a trained pipeline; ``model.json`` is written last, so its presence means the folder is complete."""
+    """Write a trained pipeline; ``digests.json`` is written last, so its presence means the folder is complete."""
     if not can_save(model):
         raise ModelError(f"classifier {classifier['name']!r} has no save()/load(): it cannot be saved without pickle")
     directory.mkdir(parents=True, exist_ok=True)
@@ -51,7 +60,45 @@ def save_model(directory: Path, *, labels: Sequence[str], featurizer: dict[str, 
     meta = {"format": FORMAT, "sertk_version": __version__, "labels": list(labels), "featurizer": featurizer,
             "classifier": classifier, "standardize": scaler is not None}
     atomic_write_text(directory / "model.json", json.dumps(meta, indent=2) + "\n")
+    write_digests(directory)
     return directory
+
+
+def write_digests(directory: Path) -> None:
+    """Record the sha256 of the model files present in ``directory`` (:data:`MODEL_FILES`) in ``digests.json``."""
+    from sertk.download import sha256_of
+
+    files = {name: sha256_of(directory / name) for name in MODEL_FILES
+             if name != DIGESTS_FILE and (directory / name).is_file()}
+    atomic_write_text(directory / DIGESTS_FILE, json.dumps({"format": DIGESTS_FORMAT, "files": files}, indent=2)
+                      + "\n")
+
+
+def verify_digests(directory: Path) -> None:
+    """Raise :class:`ModelError` naming the first model file that is missing or differs from its recorded digest."""
+    from sertk.download import sha256_of
+
+    again = "restore the folder from a good copy, or save the model again with `sertk run`"
+    record = directory / DIGESTS_FILE
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{record} is missing, so the model folder cannot be verified (incomplete, or saved by an "
+                         f"older sertk); {again}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {record}: {exc}; {again}") from None
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == DIGESTS_FORMAT else None
+    if not isinstance(files, dict) or any(name not in files for name in _REQUIRED):
+        raise ModelError(f"{record} is not a digest record of a sertk model folder; {again}")
+    for name, digest in sorted(files.items()):
+        path = directory / str(name)
+        if str(name) not in MODEL_FILES:
+            raise ModelError(f"{record} names {name!r}, which is not a model file; {again}")
+        if not path.is_file():
+            raise ModelError(f"{path} is missing; the model folder is incomplete; {again}")
+        if sha256_of(path) != digest:
+            raise ModelError(f"{path} differs from the file that was saved (its sha256 does not match {record}): "
+                             f"it was edited or damaged; {again}")
 
 
 @dataclasses.dataclass
@@ -116,8 +163,10 @@ def load_model(directory: str | Path) -> TrainedModel:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read {meta_path}: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{meta_path} has format {meta.get('format')!r}; this sertk reads {FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelError(f"{meta_path} has format {found!r}; this sertk reads {FORMAT!r}")
+    verify_digests(directory)
     from sertk.plugins import get_component
 
     cls: Any = get_component("classifier", meta["classifier"]["name"]).cls
@@ -127,8 +176,26 @@ def load_model(directory: str | Path) -> TrainedModel:
         classifier = cls.load(directory / CLASSIFIER_FILE)
     except FileNotFoundError:
         raise ModelError(f"{directory / CLASSIFIER_FILE} is missing; the model folder is incomplete") from None
+    _check_labels(directory, meta, classifier)
     scaler = None
     if meta.get("standardize"):
-        with np.load(directory / "scaler.npz", allow_pickle=False) as data:
-            scaler = (data["mean"], data["std"])
+        try:
+            with np.load(directory / "scaler.npz", allow_pickle=False) as data:
+                scaler = (data["mean"], data["std"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"cannot read {directory / 'scaler.npz'}: {exc}") from None
     return TrainedModel(directory, meta, classifier, scaler)
+
+
+def _check_labels(directory: Path, meta: dict[str, Any], classifier: Any) -> None:
+    """The label list in model.json must be the classifier's classes, in its order: scores are printed by it."""
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"{directory / 'model.json'}: `labels` must be a list of at least two class names")
+    classes = getattr(classifier, "classes_", None)
+    if classes is None:
+        return
+    known = [str(c) for c in np.asarray(classes).tolist()]
+    if [x for x in labels if x in set(known)] != known or not set(known) <= set(labels):
+        raise ModelError(f"{directory / 'model.json'}: labels {labels} disagree with the classifier's classes "
+                         f"{known}; the folder was edited: save the model again with `sertk run`")

@@ -25,6 +25,16 @@ from sertk.report import PAPER_ACCURACY
 
 logger = logging.getLogger(__name__)
 
+#: every file a run may write, relative to its folder; ``--overwrite`` replaces only these, and only sertk's own
+RUN_FILES = ("config.toml", "predictions.csv", "report.json", "report.md", "confusion_matrix.png",
+             "tsne_emotion.png", "tsne_speaker.png")
+
+
+def run_files() -> list[str]:
+    from sertk.model import MODEL_FILES
+
+    return [*RUN_FILES, *(f"model/{name}" for name in MODEL_FILES)]
+
 
 @dataclasses.dataclass
 class Experiment:
@@ -54,7 +64,42 @@ class Experiment:
 
 
 def _check_classifier_options(component: Component, config: RunConfig) -> None:
-    instantiate(component, _classifier_options(component, config))  # fails early, before featurizing
+    """Build the classifier once and let it check its hyperparameters (``check_params()``, when it has one), so a
+    bad value fails now rather than in ``fit`` after featurizing."""
+    options = _classifier_options(component, config)
+    model = instantiate(component, options)
+    check = getattr(model, "check_params", None)
+    if callable(check):
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            given = ", ".join(f"{k}={v!r}" for k, v in config.classifier.options.items()) or "defaults"
+            raise ConfigError(f"classifier {component.name!r}: {exc} (options: {given})") from None
+
+
+def _check_cache(config: RunConfig) -> None:
+    """Open the embedding cache once before any work: a cache folder that is a file, read-only or damaged fails
+    here, with its way out, not after the dataset is loaded."""
+    if config.cache:
+        from sertk.cache import EmbeddingCache
+
+        EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None).close()
+
+
+def _check_protocol(experiment: Experiment, utterances: list[Utterance]) -> None:
+    """Split the loaded utterances once before featurizing: protocol options that only the data can refute (a
+    group that does not exist, too few utterances to stratify) fail now. The real split, after embedding, runs on
+    the utterances whose audio could be read."""
+    from sertk.protocols import check_folds
+
+    labels = np.array([u.label for u in utterances])
+    speakers = np.array([u.speaker for u in utterances])
+    groups = np.array([u.group for u in utterances])
+    protocol = experiment.protocol
+    for fold in check_folds(protocol, protocol.split(labels, speakers, groups, experiment.config.seed), len(labels)):
+        if len(set(labels[fold.train].tolist())) < 2:
+            raise ConfigError(f"fold {fold.name} of protocol {protocol.name!r} has a single class in its training "
+                              f"set; choose another protocol")
 
 
 def _classifier_options(component: Component, config: RunConfig) -> dict[str, Any]:
@@ -117,16 +162,39 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
     return np.asarray(result.embeddings, dtype=np.float32), kept, failures, keys, result
 
 
-def run_experiment(config: RunConfig) -> RunResult:
-    """Run the configured experiment and write its reports; returns the report and the written paths."""
+def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: bool | None = None) -> RunResult:
+    """Run the configured experiment and write its reports; returns the report and the written paths.
+
+    Everything that can be checked without featurizing is checked first: the components and their options, the
+    output folder, the cache, the protocol on the loaded utterances. The output folder follows
+    :mod:`sertk.outputs`: with ``fresh_out`` (default: when ``config.out`` is unset) a taken folder gives way to a
+    fresh sibling; otherwise it must be empty, or ``overwrite`` replaces an earlier run's files (only those).
+    """
+    from sertk.outputs import claim_run_folder
+
+    t0 = time.perf_counter()
+    experiment = Experiment.from_config(config)
+    folder = claim_run_folder(experiment.out, run_files(), overwrite=overwrite,
+                              fresh=config.out is None if fresh_out is None else fresh_out)
+    try:
+        experiment.out = folder.path
+        experiment.config = config = dataclasses.replace(config, out=str(folder.path))
+        return _run(experiment, folder, t0)
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     from sertk.metrics import bootstrap_ci, breakdown, classification_metrics
     from sertk.progress import progress
     from sertk.protocols import check_folds, kind_of, leakage_warnings
 
+    config = experiment.config
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    experiment = Experiment.from_config(config)
+    _check_cache(config)
     utterances = load_utterances(experiment.dataset, config.dataset.name)
+    _check_protocol(experiment, utterances)
     timings["load_dataset_s"] = time.perf_counter() - t0
     logger.info("dataset %s: %d utterances", config.dataset.name, len(utterances))
 
@@ -215,13 +283,10 @@ def run_experiment(config: RunConfig) -> RunResult:
             f"The paper reports {100 * PAPER_ACCURACY:.2f} % accuracy in this configuration (one random 80/20 split); "
             f"this run: {100 * report['accuracy']:.2f} % ({100 * (report['accuracy'] - PAPER_ACCURACY):+.2f} points)")
     out = experiment.out
-    out.mkdir(parents=True, exist_ok=True)
+    folder.remove_previous()  # an earlier run's files (--overwrite): never left beside this run's
+    folder.record(run_files())  # before writing, so a run killed while writing still owns what it wrote
 
     extra_paths: dict[str, Path] = {}
-    if (out / "model" / "model.json").exists():  # never leave an earlier run's model beside this run's report
-        import shutil
-
-        shutil.rmtree(out / "model")
     if config.save_model:
         t = time.perf_counter()
         if len(folds) == 1 and last_model is not None:
@@ -245,6 +310,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     report["timings"] = {k: round(v, 3) for k, v in timings.items()}
     paths = write_outputs(out, config, report, predictions)
     paths.update(extra_paths)
+    folder.record_written()
     return RunResult(report, paths)
 
 

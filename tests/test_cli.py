@@ -112,12 +112,15 @@ def test_predict_with_a_saved_model(toy_host, toy_corpus, tmp_path):
 
 
 def test_predict_refuses_a_model_of_another_featurizer_configuration(toy_host, toy_corpus, tmp_path):
+    from sertk.model import write_digests
+
     out = tmp_path / "run"
     invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",
            "--classifier", "toy-centroid", "--no-plots", "--out", str(out))
     meta = json.loads((out / "model" / "model.json").read_text())
     meta["featurizer"]["fingerprint"]["version"] = 0
     (out / "model" / "model.json").write_text(json.dumps(meta))
+    write_digests(out / "model")  # a genuine model of another configuration, not an edited one
     result = CliRunner().invoke(cli, ["predict", str(out / "model"), str(toy_corpus / "spk0_sad_0.wav")])
     assert result.exit_code == 1
     assert "different fingerprint (differs in: version)" in result.output

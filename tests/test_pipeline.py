@@ -163,7 +163,7 @@ def test_a_classifier_without_save_leaves_no_model(toy_host, toy_corpus, tmp_pat
     run_experiment(_config(toy_corpus, tmp_path / "run", classifier={"name": "toy-centroid"}, plots=False))
     assert (tmp_path / "run" / "model" / "model.json").exists()
     monkeypatch.setattr(SklearnNuSVC, "save", None)  # a classifier without save()
-    report = run_experiment(_config(toy_corpus, tmp_path / "run", plots=False)).report
+    report = run_experiment(_config(toy_corpus, tmp_path / "run", plots=False), overwrite=True).report
     assert not (tmp_path / "run" / "model").exists()
     assert any("cannot be saved without pickle" in w for w in report["warnings"])
 

@@ -28,7 +28,12 @@ from sertk.config import preset as preset_config
                                   "speaker-kfold, group-split.  [default: sd-random]")
 @click.option("--seed", type=int, help="Random seed for the split and the classifier.  [default: 0]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder.  [default: runs/<dataset>-<featurizer>-<classifier>-<protocol>-seed<seed>]")
+              help="Output folder: new or empty (see --overwrite).  [default: runs/<dataset>-<featurizer>-"
+                   "<classifier>-<protocol>-seed<seed>, or the config file's `out`; when that is taken, the first "
+                   "free NAME-2, NAME-3, …]")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an output folder that holds an earlier run, replacing only the files sertk wrote "
+                   "there (listed in its sertk-run.json); refuses if other files are in the way.")
 @click.option("-o", "--option", "assignments", multiple=True, metavar="KIND.KEY=VALUE",
               help="Component option, e.g. -o classifier.nu=0.2 -o protocol.stratify=false (repeatable).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
@@ -46,8 +51,9 @@ from sertk.config import preset as preset_config
 @click.option("--save-model/--no-save-model", default=None,
               help="Save the trained pipeline in OUT/model for `sertk predict`.  [default: on]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, assignments, weights,
-            device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots, save_model, as_json):
+def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, overwrite, assignments,
+            weights, device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots, save_model,
+            as_json):
     """Run an experiment: load a dataset, embed every utterance, train and evaluate a classifier, and write
     report.json, report.md and confusion_matrix.png to the output folder.
 
@@ -85,7 +91,8 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
         component_options.setdefault("featurizer", {})["device"] = device
     config.update({kind: {"options": opts} for kind, opts in component_options.items()}, source="-o")
 
-    result = run_experiment(config)
+    # only --out names a folder exactly; a default or a config file's `out` (a saved run's) gives way to a fresh one
+    result = run_experiment(config, overwrite=overwrite, fresh_out=out is None)
     report = result.report
     if as_json:
         click.echo(json.dumps(report, indent=2))
