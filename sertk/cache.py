@@ -17,11 +17,21 @@ Storage
 transaction: a process killed at any point leaves every finished batch and no part of an unfinished one.
 Every row stores its dim, dtype and a CRC-32 of the vector bytes; a row that fails the check is a miss (logged
 as a warning) and the next ``put_many`` overwrites it.
+
+Damage
+------
+A database damaged as a whole (not SQLite, truncated, pages overwritten) is detected on open by
+``PRAGMA quick_check`` — linear in the file's size, so only for files up to :data:`QUICK_CHECK_MAX_BYTES` and
+once per process while the file is unchanged — and, past that size or whenever SQLite reports it later, by the
+error SQLite raises: either way a :class:`~sertk.errors.DamagedCacheError` that says how to get out
+(``sertk cache clear`` deletes the file even when SQLite cannot read it; the embeddings are recomputed). A cache
+folder that is a file or is not writable is a :class:`~sertk.errors.CacheError` naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from sertk.errors import FeaturizerError, SertkError
+from sertk.errors import CacheError, DamagedCacheError, FeaturizerError, SertkError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,6 +57,7 @@ __all__ = [
     "canonical_json",
     "audio_key",
     "database_path",
+    "remove_database",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +69,9 @@ STORED_DTYPE_NAME = "float32"
 #: files modified more recently than this are re-hashed instead of trusting the digest memo
 RACY_SECONDS = 2.0
 _CHUNK = 500  # keys per SELECT (below SQLite's variable limit on every version)
+#: the largest database checked with ``PRAGMA quick_check`` on open (about 0.1 s per 100 MB)
+QUICK_CHECK_MAX_BYTES = 512 * 2**20
+_VERIFIED: set[tuple] = set()  # databases that passed the check in this process, by (path, size, mtime) of files
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
@@ -100,6 +114,44 @@ def default_cache_dir() -> Path:
 def database_path(directory: str | os.PathLike) -> Path:
     """The SQLite file an :class:`EmbeddingCache` in ``directory`` uses."""
     return Path(directory) / f"embeddings.v{SCHEMA_VERSION}.sqlite"
+
+
+def _side_files(path: Path) -> tuple[Path, ...]:
+    return (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+
+
+def remove_database(directory: str | os.PathLike) -> list[Path]:
+    """Delete the cache database in ``directory`` and its WAL/SHM side files, even when SQLite cannot read them
+    (the way out of a damaged cache); returns what was deleted."""
+    removed = []
+    for path in _side_files(database_path(directory)):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CacheError(f"cannot delete {path}: {exc.strerror or exc}") from None
+        removed.append(path)
+    return removed
+
+
+def _way_out(directory: Path) -> str:
+    where = "" if directory == default_cache_dir() else f" --cache-dir {directory}"
+    return (f"delete it with `sertk cache clear{where}` (embeddings are recomputed on the next run), or use "
+            f"another --cache-dir or --no-cache")
+
+
+def _guarded(method):
+    """Turn SQLite's errors in a cache method into sertk errors that name the file and the way out."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from exc
+
+    return wrapper
 
 
 def _json_default(value: Any) -> Any:
@@ -174,17 +226,52 @@ class EmbeddingCache:
 
     def __init__(self, directory: str | os.PathLike | None = None, *, timeout: float = 60.0) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = database_path(self.directory)
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._check_folder()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc, opening=True) from exc
         try:
             self._setup()
         except BaseException as exc:
             self._conn.close()
             if not isinstance(exc, sqlite3.DatabaseError):
                 raise
-            raise SertkError(f"cannot open the embedding cache {self.path}: {exc}; delete the file or "
-                             f"use another --cache-dir") from exc
+            raise self._error(exc, opening=True) from exc
+
+    def _check_folder(self) -> None:
+        directory = self.directory
+        instead = "use another --cache-dir, or --no-cache"
+        if directory.exists() and not directory.is_dir():
+            raise CacheError(f"the embedding cache folder {directory} is a file, not a folder; {instead}")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the embedding cache folder {directory}: {exc.strerror or exc}; "
+                             f"{instead}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise CacheError(f"the embedding cache folder {directory} is not writable; fix its permissions, or "
+                             f"{instead}")
+        for path in _side_files(self.path):
+            if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+                raise CacheError(f"the embedding cache {path} is not readable and writable; fix its permissions, "
+                                 f"or {instead}")
+
+    def _damaged(self, detail: str, opening: bool) -> DamagedCacheError:
+        what = (f"cannot open the embedding cache {self.path}: it is damaged" if opening
+                else f"the embedding cache {self.path} is damaged")
+        return DamagedCacheError(f"{what} ({detail}); {_way_out(self.directory)}", self.path, detail)
+
+    def _error(self, exc: sqlite3.Error, opening: bool = False) -> SertkError:
+        """The sertk error for an SQLite error: damage (with the way out), or another problem, named."""
+        message = str(exc)
+        if "readonly" in message or "read-only" in message:
+            return CacheError(f"the embedding cache {self.path} cannot be written ({message}); fix the "
+                              f"permissions of {self.directory}, or use another --cache-dir, or --no-cache")
+        if type(exc) is sqlite3.DatabaseError or "malformed" in message or "not a database" in message:
+            return self._damaged(message, opening)
+        return CacheError(f"the embedding cache {self.path} cannot be used: {message}; {_way_out(self.directory)}")
 
     def _setup(self) -> None:
         conn = self._conn
@@ -200,6 +287,26 @@ class EmbeddingCache:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._verify()
+
+    def _verify(self) -> None:
+        """``PRAGMA quick_check`` (the fast path of SQLite's integrity check: no index cross-checks) on open, when
+        the file is small enough and was not already checked unchanged in this process."""
+        stamp = tuple((p.name, st.st_size, st.st_mtime_ns) for p in _side_files(self.path)
+                      for st in [_stat(p)] if st is not None)
+        size = sum(s[1] for s in stamp)
+        if stamp in _VERIFIED:
+            return
+        if size > QUICK_CHECK_MAX_BYTES:
+            logger.debug("embedding cache %s: %d bytes, not checked on open", self.path, size)
+            return
+        problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            lines = [line.strip() for p in problems for line in str(p).splitlines()]
+            lines = [line for line in lines if line and not line.startswith("***")]  # "*** in database main ***"
+            detail = "; ".join(lines[:2]) + ("; …" if len(lines) > 2 else "")
+            raise self._damaged(detail, opening=True)
+        _VERIFIED.add(stamp)
 
     # -- plumbing --------------------------------------------------------------------------------------------
     def _transaction(self):
@@ -218,6 +325,7 @@ class EmbeddingCache:
         return f"EmbeddingCache({str(self.directory)!r})"
 
     # -- audio keys ------------------------------------------------------------------------------------------
+    @_guarded
     def audio_keys(self, paths: Sequence[str | os.PathLike]) -> list[str | OSError]:
         """:func:`audio_key` of each path, from the digest memo where the file is unchanged.
 
@@ -258,6 +366,7 @@ class EmbeddingCache:
         return [keys[p] for p in resolved]
 
     # -- embeddings ------------------------------------------------------------------------------------------
+    @_guarded
     def get_many(self, fp_key: str, audio_keys: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors (float32, shape ``(dim,)``) of those ``audio_keys`` that are cached and intact."""
         found: dict[str, np.ndarray] = {}
@@ -276,6 +385,7 @@ class EmbeddingCache:
                 found[key] = vector
         return found
 
+    @_guarded
     def put_many(self, fp_key: str, fingerprint: Mapping[str, Any],
                  items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Store ``(audio_key, vector)`` pairs under ``fp_key`` in one transaction (all or none).
@@ -303,6 +413,7 @@ class EmbeddingCache:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
 
     # -- housekeeping ----------------------------------------------------------------------------------------
+    @_guarded
     def info(self) -> CacheInfo:
         """The database path, its size on disk and the entries per fingerprint (largest first)."""
         rows = self._conn.execute(
@@ -316,17 +427,20 @@ class EmbeddingCache:
                    if p.exists())
         return CacheInfo(path=self.path, size_bytes=size, fingerprints=tuple(entries))
 
+    @_guarded
     def find_fingerprints(self, prefix: str) -> list[str]:
         """The fingerprint keys that start with ``prefix`` (as ``sertk cache info`` shows them, shortened)."""
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._conn.execute("SELECT fp_key FROM fingerprints WHERE fp_key LIKE ? ESCAPE '\\'", (like,))
         return sorted(r[0] for r in rows)
 
+    @_guarded
     def count(self, fp_key: str | None = None, featurizer: str | None = None) -> int:
         """How many embeddings :meth:`clear` with the same arguments would delete."""
         where, args = self._where(fp_key, featurizer)
         return self._conn.execute(f"SELECT COUNT(*) FROM embeddings {where}", args).fetchone()[0]
 
+    @_guarded
     def clear(self, fp_key: str | None = None, featurizer: str | None = None) -> int:
         """Delete embeddings: all of them, or those of one fingerprint key and/or featurizer name.
 
@@ -377,6 +491,13 @@ class _Transaction:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 def _stamp(path: str, st: os.stat_result | None = None) -> tuple[int, int, int, int] | None:

@@ -151,7 +151,9 @@ class Classifier:
     ``predict_proba`` are used when present. ``X`` is a float array ``(n_samples, n_features)``, ``y`` an array
     of string labels. If the constructor accepts ``random_state``, the host passes the run's seed unless the
     user set it. A classifier that implements ``save(path)`` and classmethod ``load(path)`` can be saved with a
-    trained pipeline without pickle.
+    trained pipeline without pickle. An optional ``check_params()`` raises ``ValueError`` naming a bad
+    hyperparameter without fitting; the host calls it before featurizing, so a bad option fails at once (a
+    constructor that validates its options does as well).
     """
 
     name: ClassVar[str]

@@ -49,3 +49,16 @@ class FeaturizerError(SertkError):
 
 class ModelError(SertkError):
     """A saved model is missing, malformed or does not fit the request."""
+
+
+class CacheError(SertkError):
+    """The embedding cache cannot be used (its folder is a file, read-only, …)."""
+
+
+class DamagedCacheError(CacheError):
+    """The embedding cache database is damaged; ``sertk cache clear`` deletes it."""
+
+    def __init__(self, message: str, path: object, detail: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.detail = detail

@@ -119,7 +119,7 @@ def test_embed_writes_paths_and_embeddings(wavs, tmp_path, monkeypatch):
     CALLS.clear()
     rel = [str(Path(wavs[1]).relative_to(tmp_path)), wavs[0], wavs[1]]
     monkeypatch.chdir(tmp_path)
-    result = invoke("embed", *rel, "-f", "fake-stats", "--out", out)
+    result = invoke("embed", *rel, "-f", "fake-stats", "--out", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert CALLS == [] and "3 cached, 0 computed" in result.stderr
     with np.load(out) as npz:
@@ -166,7 +166,7 @@ def test_embed_weights_shorthand_and_cache_key(wavs, tmp_path):
 def test_embed_no_cache(wavs, tmp_path):
     out = tmp_path / "o.npz"
     for _ in range(2):
-        assert invoke("embed", *wavs, "-f", "fake-stats", "--no-cache", "--out", out).exit_code == 0
+        assert invoke("embed", *wavs, "-f", "fake-stats", "--no-cache", "--out", out, "--overwrite").exit_code == 0
     assert len(CALLS) == 8
     assert not (tmp_path / "default-cache").exists()
     result = invoke("embed", *wavs, "-f", "fake-stats", "--no-cache", "--cache-dir", tmp_path / "c", "--out", out)
@@ -177,19 +177,20 @@ def test_embed_bad_file_fails_and_writes_nothing(wavs, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("garbage")
     out = tmp_path / "o.npz"
-    out.write_bytes(b"previous")
+    assert invoke("embed", wavs[0], "-f", "fake-stats", "--no-cache", "--out", out).exit_code == 0
+    previous = out.read_bytes()
     files = [wavs[0], str(bad), wavs[1], str(tmp_path / "missing.wav")]
-    result = invoke("embed", *files, "-f", "fake-stats", "--out", out)
+    result = invoke("embed", *files, "-f", "fake-stats", "--out", out, "--overwrite")
     assert result.exit_code == 1
     assert f"cannot embed {bad}: not audio" in result.stderr
     assert f"cannot embed {tmp_path / 'missing.wav'}:" in result.stderr
     assert "2 of 4 files" in result.stderr and "--skip-bad" in result.stderr
-    assert out.read_bytes() == b"previous"
+    assert out.read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
     # the good files were cached; --skip-bad writes them and lists the failures
     CALLS.clear()
-    result = invoke("embed", *files, "-f", "fake-stats", "--out", out, "--skip-bad")
+    result = invoke("embed", *files, "-f", "fake-stats", "--out", out, "--skip-bad", "--overwrite")
     assert result.exit_code == 0, result.output
     assert CALLS == [] and f"cannot embed {bad}" in result.stderr
     with np.load(out) as npz:
@@ -197,7 +198,7 @@ def test_embed_bad_file_fails_and_writes_nothing(wavs, tmp_path):
         assert npz["failed"].tolist() == [str(bad), str(tmp_path / "missing.wav")]
         np.testing.assert_array_equal(npz["embeddings"], stats([wavs[0], wavs[1]]))
 
-    result = invoke("embed", wavs[0], "-f", "fake-stats", "--out", out, "--skip-bad")
+    result = invoke("embed", wavs[0], "-f", "fake-stats", "--out", out, "--skip-bad", "--overwrite")
     with np.load(out) as npz:
         assert npz["failed"].shape == (0,) and npz["paths"].tolist() == [wavs[0]]
 
@@ -206,7 +207,8 @@ def test_embed_bad_file_fails_and_writes_nothing(wavs, tmp_path):
 
 def _fill(wavs, tmp_path):
     for args in (("-o", "scale=1"), ("-o", "scale=3")):
-        assert invoke("embed", *wavs, "-f", "fake-stats", *args, "--out", tmp_path / "x.npz").exit_code == 0
+        assert invoke("embed", *wavs, "-f", "fake-stats", *args, "--out", tmp_path / "x.npz",
+                      "--overwrite").exit_code == 0
     assert invoke("embed", *wavs[:2], "-f", "fake-weighted", "--out", tmp_path / "y.npz").exit_code == 0
 
 
@@ -255,7 +257,8 @@ def test_cache_clear_by_fingerprint_and_all(wavs, tmp_path):
     assert result.exit_code == 1 and "no cached fingerprint" in result.stderr
     # the scale=1 embeddings are still served from the cache
     CALLS.clear()
-    assert invoke("embed", *wavs, "-f", "fake-stats", "-o", "scale=1", "--out", tmp_path / "x.npz").exit_code == 0
+    assert invoke("embed", *wavs, "-f", "fake-stats", "-o", "scale=1", "--out", tmp_path / "x.npz",
+                  "--overwrite").exit_code == 0
     assert CALLS == []
     result = invoke("cache", "clear", "--yes")
     assert result.exit_code == 0 and "deleted 6" in result.stderr

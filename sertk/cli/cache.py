@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from sertk.errors import SertkError
+from sertk.errors import DamagedCacheError, SertkError
 
 _cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -72,33 +72,57 @@ def info(cache_dir: Path | None, as_json: bool) -> None:
                    "shows it).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | None, yes: bool) -> None:
-    """Delete cached embeddings: all of them, or one featurizer's, or one fingerprint's."""
+    """Delete cached embeddings: all of them, or one featurizer's, or one fingerprint's.
+
+    A damaged cache database, which SQLite cannot read, is deleted as a whole (after confirmation).
+    """
     from sertk.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
     if not database_path(directory).exists():
         click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
         return
-    with EmbeddingCache(directory) as cache:
-        fp_key = None
-        if fingerprint is not None:
-            matches = cache.find_fingerprints(fingerprint.strip().lower())
-            if not matches:
-                raise SertkError(f"no cached fingerprint key starts with {fingerprint!r}; see `sertk cache info`")
-            if len(matches) > 1:
-                raise SertkError(f"fingerprint {fingerprint!r} is ambiguous: it starts "
-                                 f"{', '.join(m[:16] for m in matches)}; give more characters")
-            fp_key = matches[0]
-        what = "all cached embeddings" if fp_key is None and featurizer is None else "the cached embeddings"
-        if featurizer is not None:
-            what += f" of featurizer {featurizer!r}"
-        if fp_key is not None:
-            what += f" with fingerprint {fp_key[:12]}"
-        count = cache.count(fp_key=fp_key, featurizer=featurizer)
-        if count == 0 and (fp_key is not None or featurizer is not None):
-            click.echo(f"nothing to clear: no {what[4:]} in {cache.path}", err=True)
-            return
-        if not yes:
-            click.confirm(f"Delete {what} ({count} entries) from {cache.path}?", abort=True, err=True)
-        deleted = cache.clear(fp_key=fp_key, featurizer=featurizer)
+    try:
+        with EmbeddingCache(directory) as cache:
+            _clear(cache, featurizer, fingerprint, yes)
+    except DamagedCacheError as exc:
+        _delete_damaged(directory, exc, selective=featurizer is not None or fingerprint is not None, yes=yes)
+
+
+def _delete_damaged(directory: Path, exc: DamagedCacheError, *, selective: bool, yes: bool) -> None:
+    from sertk.cache import remove_database
+
+    if selective:
+        raise SertkError(f"the embedding cache {exc.path} is damaged ({exc.detail}), so it cannot be cleared "
+                         f"selectively; `sertk cache clear` without --featurizer/--fingerprint deletes it") from None
+    if not yes:
+        click.confirm(f"The embedding cache {exc.path} is damaged ({exc.detail}). Delete it?", abort=True, err=True)
+    removed = remove_database(directory)
+    click.echo(f"deleted the damaged embedding cache {exc.path} ({len(removed)} file(s)); embeddings are "
+               f"recomputed on the next run", err=True)
+
+
+def _clear(cache: Any, featurizer: str | None, fingerprint: str | None, yes: bool) -> None:
+    """Clear a readable cache: everything, or one featurizer's or one fingerprint's embeddings."""
+    fp_key = None
+    if fingerprint is not None:
+        matches = cache.find_fingerprints(fingerprint.strip().lower())
+        if not matches:
+            raise SertkError(f"no cached fingerprint key starts with {fingerprint!r}; see `sertk cache info`")
+        if len(matches) > 1:
+            raise SertkError(f"fingerprint {fingerprint!r} is ambiguous: it starts "
+                             f"{', '.join(m[:16] for m in matches)}; give more characters")
+        fp_key = matches[0]
+    what = "all cached embeddings" if fp_key is None and featurizer is None else "the cached embeddings"
+    if featurizer is not None:
+        what += f" of featurizer {featurizer!r}"
+    if fp_key is not None:
+        what += f" with fingerprint {fp_key[:12]}"
+    count = cache.count(fp_key=fp_key, featurizer=featurizer)
+    if count == 0 and (fp_key is not None or featurizer is not None):
+        click.echo(f"nothing to clear: no {what[4:]} in {cache.path}", err=True)
+        return
+    if not yes:
+        click.confirm(f"Delete {what} ({count} entries) from {cache.path}?", abort=True, err=True)
+    deleted = cache.clear(fp_key=fp_key, featurizer=featurizer)
     click.echo(f"deleted {deleted} cached embeddings", err=True)

@@ -2,6 +2,8 @@
 
 The output holds ``paths`` (as given, str), ``embeddings`` (float32, one row per path), ``fingerprint`` (the
 featurizer's fingerprint as canonical JSON, 0-d str) and, with ``--skip-bad``, ``failed`` (the paths left out).
+``--out`` must be a new file, or, with ``--overwrite``, an earlier output of ``sertk embed`` (never another file);
+that is checked, with the options and the cache, before anything is embedded.
 A file that cannot be embedded is named on stderr. Without ``--skip-bad`` the command then exits with status 1
 and writes nothing (the good files are still cached, so the re-run after fixing the bad ones is quick).
 """
@@ -30,7 +32,9 @@ logger = logging.getLogger(__name__)
               help="Featurizer option; VALUE is read as a TOML literal when it is one, else as a string. "
                    "Repeatable.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output .npz file (written atomically).")
+              help="Output .npz file (written atomically); must not exist, see --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUT if it is an earlier output of `sertk embed` (any other file is never replaced).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Files per featurizer call (default: the featurizer's own).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
@@ -40,12 +44,13 @@ logger = logging.getLogger(__name__)
               help="Leave out files that cannot be embedded (listed in the array `failed`) instead of failing.")
 @click.pass_context
 def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, weights: str | None,
-            options: tuple[str, ...], out: Path, batch_size: int | None, no_cache: bool, cache_dir: Path | None,
-            skip_bad: bool) -> None:
+            options: tuple[str, ...], out: Path, overwrite: bool, batch_size: int | None, no_cache: bool,
+            cache_dir: Path | None, skip_bad: bool) -> None:
     """Embed audio FILEs with a featurizer and write paths + embeddings to an .npz."""
     from sertk.cache import EmbeddingCache, canonical_json
     from sertk.featurize import embed_paths
     from sertk.options import parse_assignments
+    from sertk.outputs import check_output_file
     from sertk.plugins import get_component, instantiate
 
     if no_cache and cache_dir is not None:
@@ -56,6 +61,8 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
             raise ConfigError("give the weights once: --weights or -o weights=..., not both")
         featurizer_options["weights"] = weights
     featurizer = instantiate(get_component("featurizer", featurizer_name), featurizer_options)
+    check_output_file(out, overwrite=overwrite, is_ours=is_embeddings_file,
+                      what="an embeddings file written by sertk embed")
 
     cache = None if no_cache else EmbeddingCache(cache_dir)
     try:
@@ -78,11 +85,26 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
     }
     if skip_bad:
         arrays["failed"] = np.array([files[i] for i in result.failures], dtype=str)
+    replacing = out.exists()
     with atomic_open(out, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first ** as allow_pickle
-
+    if replacing:
+        logger.info("--overwrite: replaced the earlier embeddings file %s", out)
     quiet = ctx.find_root().params.get("quiet", False)
     if not quiet:
         click.echo(f"wrote {out}: {result.embeddings.shape[0]} embeddings of dim {result.embeddings.shape[1]} "
                    f"({result.n_cached} cached, {result.n_computed} computed"
                    f"{f', {len(result.failures)} left out' if result.failures else ''})", err=True)
+
+
+def is_embeddings_file(path: Path) -> bool:
+    """Whether ``path`` is an ``.npz`` that ``sertk embed`` wrote (its three arrays, nothing a pickle needs)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return {"paths.npy", "embeddings.npy", "fingerprint.npy"} <= names <= {"paths.npy", "embeddings.npy",
+                                                                          "fingerprint.npy", "failed.npy"}

@@ -51,9 +51,9 @@ from sertk.config import preset as preset_config
 @click.option("--save-model/--no-save-model", default=None,
               help="Save the trained pipeline in OUT/model for `sertk predict`.  [default: on]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, overwrite, assignments,
-            weights, device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots, save_model,
-            as_json):
+def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, overwrite,
+            assignments, weights, device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots,
+            save_model, as_json):
     """Run an experiment: load a dataset, embed every utterance, train and evaluate a classifier, and write
     report.json, report.md and confusion_matrix.png to the output folder.
 

@@ -203,6 +203,10 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     # -- parameters ----------------------------------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Raise ``ValueError`` naming a bad hyperparameter, without fitting: sertk checks options before work."""
+        self._check_params()
+
     def _check_params(self) -> None:
         nu = self.nu
         if not _is_real(nu) or not np.isfinite(nu) or not 0 < nu <= 1:

@@ -56,6 +56,10 @@ class _SkopsPersistence:
         does not trust by itself (only ``cls``; everything else in it is NumPy arrays and builtins)."""
         return [_type_path(cls)]
 
+    def check_params(self) -> None:
+        """scikit-learn's own parameter constraints, checked without fitting (sertk checks options before work)."""
+        self._validate_params()  # type: ignore[attr-defined]  # BaseEstimator's, on the scikit-learn class
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (temporary sibling, then rename: never half a file)."""
         import sklearn
