@@ -44,3 +44,23 @@ def _isolated_home(tmp_path, monkeypatch):
     sertk.plugins.reset_host()
 
 
+
+
+# -- `pytest --tolerances`: the largest floating-point difference per check (see tests/tolerances.py) ----------
+def pytest_addoption(parser):
+    parser.addoption("--tolerances", action="store_true",
+                     help="print the largest difference seen per floating-point check next to its tolerance "
+                          "(with -m golden: just the golden and reference comparisons)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--tolerances"):
+        return
+    import tolerances
+
+    from sertk.machine import describe
+
+    terminalreporter.section("tolerances")
+    terminalreporter.write_line(f"machine: {describe()}")
+    for line in tolerances.report_lines():
+        terminalreporter.write_line(line)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from tolerances import FLOAT64_REORDERED, SVM_PINNED, assert_close
 
 from sertk.svm import _nusvm
 
@@ -18,6 +19,7 @@ def _fit(y, **kw):
     return _nusvm.fit(X8, y, np.ones(len(y)), k, kernel="rbf", gamma=0.5, nu=0.5, **kw)
 
 
+@pytest.mark.golden
 def test_binary_pinned_coefficients():
     # golden values from libsvm (scikit-learn 1.9.1):
     #   m = sklearn.svm.NuSVC(nu=0.5, gamma=0.5).fit(X8, [0,0,0,0,1,1,1,1])
@@ -28,11 +30,12 @@ def test_binary_pinned_coefficients():
     assert_array_equal(r["n_iter"], [12])
     expected = [0.38734585785971887, 0.04578882045384493, 0.9816372077471042, 1.4147718860606682,
                 -1.0706513719982105, -0.34412051406245786, -1.4147718860606682]
-    np.testing.assert_allclose(r["dual_coef"].ravel(), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(-r["rho"], [-0.11676357074986449], rtol=0, atol=1e-12)
+    assert_close(r["dual_coef"].ravel(), expected, SVM_PINNED, what="binary dual_coef")
+    assert_close(-r["rho"], [-0.11676357074986449], SVM_PINNED, what="binary intercept")
     assert r["fit_status"] == 0 and r["kernel_mode"] == "gram" and r["prob_a"] is None
 
 
+@pytest.mark.golden
 def test_three_class_pinned_layout():
     # golden values from libsvm (scikit-learn 1.9.1):
     #   m = sklearn.svm.NuSVC(nu=0.5, gamma=0.5).fit(X8, [0,0,0,1,1,2,2,2]); m._dual_coef_, m._intercept_
@@ -44,9 +47,9 @@ def test_three_class_pinned_layout():
                  -0.7282599302092464, -0.07520103856201181, -1.6069219375425168],
                 [0.8034609687712584, 1.6069219375425168, 6.272865618932977, 12.53219376189768,
                  -7.731461494278516, -5.051960537438563, -6.021637349113577]]
-    np.testing.assert_allclose(r["dual_coef"], expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(-r["rho"], [0.32731040777855086, -0.07907264150572525, -1.8387508528577015],
-                               rtol=0, atol=1e-12)
+    assert_close(r["dual_coef"], expected, SVM_PINNED, what="3-class dual_coef")
+    assert_close(-r["rho"], [0.32731040777855086, -0.07907264150572525, -1.8387508528577015], SVM_PINNED,
+                 what="3-class intercepts")
 
 
 def test_decision_values_from_the_model_equal_a_direct_sum():
@@ -63,7 +66,7 @@ def test_decision_values_from_the_model_equal_a_direct_sum():
             si, sj = slice(start[i], start[i + 1]), slice(start[j], start[j + 1])
             expected[:, p] = K[:, si] @ r["dual_coef"][j - 1, si] + K[:, sj] @ r["dual_coef"][i, sj] - r["rho"][p]
             p += 1
-    np.testing.assert_allclose(dec, expected, rtol=0, atol=1e-12)
+    assert_close(dec, expected, FLOAT64_REORDERED, what="decision values vs direct sum")
 
 
 def test_vote_follows_libsvm_tie_rules():

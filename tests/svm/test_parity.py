@@ -14,10 +14,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import NuSVC as SkNuSVC
+from tolerances import SVM_SAME_MODEL, assert_close
 
 from sertk.svm import NuSVC
 
-ATOL = 1e-9
+ATOL = SVM_SAME_MODEL.atol  # see tests/tolerances.py
 
 
 def assert_same_model(ours: NuSVC, ref: SkNuSVC, X_test: np.ndarray, *, precomputed: bool = False) -> None:
@@ -29,15 +30,17 @@ def assert_same_model(ours: NuSVC, ref: SkNuSVC, X_test: np.ndarray, *, precompu
     if not precomputed:
         assert_array_equal(ours.support_vectors_, ref.support_vectors_)
     assert ours.dual_coef_.shape == ref.dual_coef_.shape
-    assert_allclose(ours.dual_coef_, ref.dual_coef_, rtol=0, atol=ATOL)
-    assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=ATOL)
+    assert_close(ours.dual_coef_, ref.dual_coef_, SVM_SAME_MODEL, what="dual_coef_")
+    assert_close(ours.intercept_, ref.intercept_, SVM_SAME_MODEL, what="intercept_")
     for shape in ("ovo", "ovr"):
         ours.set_params(decision_function_shape=shape)
         ref.set_params(decision_function_shape=shape)
-        assert_allclose(ours.decision_function(X_test), ref.decision_function(X_test), rtol=0, atol=ATOL)
+        assert_close(ours.decision_function(X_test), ref.decision_function(X_test), SVM_SAME_MODEL,
+                     what=f"decision_function {shape}")
     assert_array_equal(ours.predict(X_test), ref.predict(X_test))
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("shrinking", [True, False])
 @pytest.mark.parametrize("nu", [0.1, 0.5])
 @pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "digits", "emb_binary", "emb_4class"])
