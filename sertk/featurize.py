@@ -3,7 +3,9 @@
 :func:`embed_paths` is what ``sertk run`` and ``sertk embed`` call. It hashes each file's content, serves what
 the cache holds, embeds only the misses (each distinct content once) in batches with a progress bar, and
 commits every batch to the cache as soon as it is done, so an interrupted run loses at most one batch.
-A file the featurizer cannot decode fails alone: the batch it was in is retried file by file. A featurizer with
+A file the featurizer cannot decode fails alone: the batch it was in is retried file by file. A file whose
+embedding comes back NaN or infinite (any featurizer's, third-party ones too) fails alone as well and is never
+cached: the callers treat both alike (``--skip-bad-audio``, ``--skip-bad``). A featurizer with
 an optional ``prefetch(paths)`` method is told the next batch before the current one is embedded, so it can
 decode ahead (the ImageBind featurizer does, in worker threads, while its model runs).
 """
@@ -23,7 +25,7 @@ from sertk import progress
 from sertk.cache import EmbeddingCache, audio_key, fingerprint_key
 from sertk.errors import AudioError, ConfigError, FeaturizerError
 
-__all__ = ["EmbedResult", "embed_paths"]
+__all__ = ["NON_FINITE", "EmbedResult", "embed_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,14 @@ def _featurizer_name(featurizer: Any) -> str:
     return str(getattr(featurizer, "name", type(featurizer).__name__))
 
 
-def _check_output(featurizer: Any, out: Any, batch: Sequence[Path], dim: int) -> np.ndarray:
-    """The featurizer's output as float32 ``(len(batch), dim)``, or :class:`FeaturizerError`."""
+#: why a file whose embedding came back non-finite has none (what the user reads, next to the file's name)
+NON_FINITE = ("the featurizer's output for this file is not finite (NaN or infinity): the audio cannot give a "
+              "meaningful embedding (silent, clipped, or samples far outside the usual range?)")
+
+
+def _check_output(featurizer: Any, out: Any, batch: Sequence[Path], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The featurizer's output as float32 ``(len(batch), dim)`` and which rows are finite, or
+    :class:`FeaturizerError` when the output as a whole breaks the contract."""
     name = _featurizer_name(featurizer)
     try:
         array = np.asarray(out)
@@ -76,20 +84,18 @@ def _check_output(featurizer: Any, out: Any, batch: Sequence[Path], dim: int) ->
                               f"expected ({len(batch)}, {dim}) (first file: {batch[0]})")
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise FeaturizerError(f"featurizer {name!r} returned dtype {array.dtype}; expected float32")
-    array = array.astype(np.float32, copy=False)
-    bad = ~np.isfinite(array).all(axis=1)
-    if bad.any():
-        files = ", ".join(str(batch[i]) for i in np.flatnonzero(bad)[:5])
-        raise FeaturizerError(f"featurizer {name!r} returned non-finite values (NaN or infinity) for "
-                              f"{int(bad.sum())} file(s): {files}")
-    return array
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range becomes inf: caught next
+        array = array.astype(np.float32, copy=False)
+    return array, np.isfinite(array).all(axis=1)
 
 
 def _embed_batch(featurizer: Any, batch: Sequence[Path], dim: int) -> tuple[list[np.ndarray | None], list[str | None]]:
-    """Embed one batch; on :class:`AudioError`, file by file. Returns (vectors, reasons), one of each per file."""
+    """Embed one batch; on :class:`AudioError`, file by file. Returns (vectors, reasons), one of each per file: a
+    file that cannot be read, or whose embedding is not finite, has no vector and a reason."""
     try:
-        rows = _check_output(featurizer, featurizer.embed(list(batch)), batch, dim)
-        return list(rows), [None] * len(batch)
+        rows, finite = _check_output(featurizer, featurizer.embed(list(batch)), batch, dim)
+        return ([row if ok else None for row, ok in zip(rows, finite)],
+                [None if ok else NON_FINITE for ok in finite])
     except AudioError as exc:
         if len(batch) == 1:
             return [None], [exc.reason]
@@ -99,8 +105,9 @@ def _embed_batch(featurizer: Any, batch: Sequence[Path], dim: int) -> tuple[list
     reasons: list[str | None] = []
     for path in batch:
         try:
-            vectors.append(_check_output(featurizer, featurizer.embed([path]), [path], dim)[0])
-            reasons.append(None)
+            rows, finite = _check_output(featurizer, featurizer.embed([path]), [path], dim)
+            vectors.append(rows[0] if finite[0] else None)
+            reasons.append(None if finite[0] else NON_FINITE)
         except AudioError as exc:
             vectors.append(None)
             reasons.append(exc.reason)
@@ -134,12 +141,13 @@ def embed_paths(
     -------
     EmbedResult
         ``embeddings`` is ``(n_ok, dim)`` float32 in input order; failed files are in ``failures`` (logged at
-        INFO only: reporting them, and deciding whether they are fatal, is the caller's job).
+        INFO only: reporting them, and deciding whether they are fatal, is the caller's job). A file whose
+        embedding is not finite is a failure too (:data:`NON_FINITE`), and is not cached.
 
     Raises
     ------
     FeaturizerError
-        If the featurizer returns the wrong shape or non-finite values (nothing of that batch is cached).
+        If the featurizer returns the wrong shape or dtype (nothing of that batch is cached).
     ConfigError
         If ``batch_size`` is not a positive integer.
     """

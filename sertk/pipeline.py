@@ -212,7 +212,7 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
         seed = config.seed + repeat
         folds += [(seed, fold) for fold in check_folds(protocol, protocol.split(labels_all, speakers, groups, seed),
                                                       len(labels_all))]
-    warnings = [f"left out unreadable audio: {path}: {reason}" for path, reason in failures.items()]
+    warnings = [f"left out audio that cannot be embedded: {path}: {reason}" for path, reason in failures.items()]
     standardize = (config.standardize if config.standardize is not None
                    else bool(getattr(experiment.featurizer, "standardize", False)))
 

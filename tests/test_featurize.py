@@ -20,7 +20,7 @@ import sertk
 from sertk import Featurizer
 from sertk.cache import EmbeddingCache, audio_key, database_path, fingerprint_key
 from sertk.errors import AudioError, ConfigError, FeaturizerError
-from sertk.featurize import embed_paths
+from sertk.featurize import NON_FINITE, embed_paths
 
 
 class StatsFeaturizer(Featurizer):
@@ -187,8 +187,6 @@ def test_bad_file_is_retried_alone(wavs, tmp_path, cache):
     [
         (lambda rows: rows[:, :3], r"shape \(2, 3\)"),
         (lambda rows: rows[:1], r"shape \(1, 4\)"),
-        (lambda rows: np.where(np.arange(4) == 2, np.nan, rows), "non-finite"),
-        (lambda rows: rows * np.float32(np.inf), "non-finite"),
         (lambda rows: rows.astype(str), "dtype"),
     ],
 )
@@ -205,6 +203,29 @@ def test_bad_output_raises_and_is_not_cached(wavs, cache, output, message):
     assert "'broken'" in str(info.value)
     fp_key = fingerprint_key(Broken().fingerprint())
     assert set(cache.get_many(fp_key, cache.audio_keys(wavs))) == set(cache.audio_keys(wavs[:2]))
+
+
+@pytest.mark.parametrize("output", [
+    lambda rows: np.where(np.arange(4) == 2, np.nan, rows),  # a NaN in one column of each row
+    lambda rows: rows * np.float32(np.inf),
+    lambda rows: rows.astype(np.float64) * 1e300,  # finite in float64, infinite as float32
+])
+def test_non_finite_embeddings_fail_their_files_and_are_not_cached(wavs, cache, output):
+    """Any featurizer's non-finite output is a per-file failure (like unreadable audio), never cached."""
+    class Broken(StatsFeaturizer):
+        name = "broken"
+
+        def embed(self, paths):
+            rows = super().embed(paths)
+            return np.array([output(r[None])[0] if p.name == "u2.wav" else r for p, r in zip(paths, rows)])
+
+    result = embed_paths(Broken(), wavs, cache=cache, batch_size=2)
+    assert result.ok.tolist() == [True, True, False, True, True]
+    assert result.failures == {2: NON_FINITE} and "not finite" in NON_FINITE
+    assert np.isfinite(result.embeddings).all() and result.embeddings.shape[0] == 4
+    fp_key = fingerprint_key(Broken().fingerprint())
+    held = cache.get_many(fp_key, cache.audio_keys(wavs))
+    assert cache.audio_keys(wavs)[2] not in held and len(held) == 4
 
 
 def test_progress_and_logging(wavs, cache, monkeypatch, caplog):

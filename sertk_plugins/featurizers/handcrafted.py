@@ -32,13 +32,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 import sertk
+from sertk.audio.io import AudioFile, check_samples
 from sertk.errors import AudioError
 
 __all__ = ["HandcraftedConfig", "HandcraftedFeaturizer"]
@@ -49,6 +50,7 @@ RECIPE_VERSION = "1"
 _EPS = 1e-10
 _PEAK_TOLERANCE = 0.1
 _DB_FLOOR = -100.0
+_DELTA_WIDTH = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +127,8 @@ class HandcraftedFeaturizer(sertk.Featurizer):
     description: ClassVar[str] = "MFCC / log-mel / energy / F0 / rhythm statistics (no weights; baseline)"
     standardize: ClassVar[bool] = True
     batch_size: int = 32
+    #: frames per chunk of the streaming passes (~10 s at a 10 ms hop, ~60 MB of working arrays)
+    chunk_frames: int = 1024
 
     def __init__(
         self,
@@ -183,83 +187,111 @@ class HandcraftedFeaturizer(sertk.Featurizer):
         Returns
         -------
         numpy.ndarray
-            float32, shape ``(len(paths), dim)``, always finite.
+            float32, shape ``(len(paths), dim)``.
 
         Raises
         ------
         sertk.errors.AudioError
-            Naming the first file that cannot be read.
+            Naming the first file that cannot be read or cannot give meaningful features: no samples, a NaN or
+            infinite sample, samples beyond :data:`sertk.audio.io.MAX_AMPLITUDE`. Nothing is repaired.
         """
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
         for i, path in enumerate(paths):
-            out[i] = self.features(self._load(Path(path)))
+            with AudioFile(path) as audio:
+                out[i] = self._features(lambda: self._signal(audio))
         return out
 
     # -- audio -----------------------------------------------------------------------------------------------
-    def _load(self, path: Path) -> np.ndarray:
-        import soundfile as sf
-
-        try:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types; all mean "unreadable"
-            raise AudioError(path, f"{type(exc).__name__}: {exc}") from exc
-        signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-        signal = np.nan_to_num(signal.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        if rate != self.config.sample_rate and signal.size:
-            from scipy.signal import resample_poly
-
-            g = math.gcd(int(rate), self.config.sample_rate)
-            signal = resample_poly(signal, self.config.sample_rate // g, int(rate) // g)
-        return signal
+    def _signal(self, audio: AudioFile) -> Iterator[np.ndarray]:
+        """The file as float64 mono blocks at :attr:`config.sample_rate`, decoded (and resampled) as it goes."""
+        mono = ((b.mean(axis=1) if b.shape[1] > 1 else b[:, 0]).astype(np.float64) for b in audio.blocks())
+        if audio.rate == self.config.sample_rate:
+            return mono
+        g = math.gcd(audio.rate, self.config.sample_rate)
+        return _resample_stream(mono, self.config.sample_rate // g, audio.rate // g)
 
     # -- features --------------------------------------------------------------------------------------------
     def features(self, signal: np.ndarray) -> np.ndarray:
-        """The feature vector of one mono signal at :attr:`config.sample_rate` (float64 in, float32 out)."""
-        c = self.config
-        x = np.nan_to_num(np.asarray(signal, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        if x.size < c.win:
-            x = np.pad(x, (0, c.win - x.size))
-        n_frames = 1 + x.size // c.hop
-        frames = _frames(x, c.win, c.hop, n_frames)
+        """The feature vector of one mono signal at :attr:`config.sample_rate` (float64 in, float32 out).
 
-        # frame energy decides which frames are speech
-        energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + _EPS)
+        Raises :class:`~sertk.errors.AudioError` for an empty signal or one with a non-finite or absurd sample.
+        """
+        x = np.asarray(signal, dtype=np.float64).ravel()
+        if x.size == 0:
+            raise AudioError("signal", "no samples")
+        check_samples("signal", x)
+        return self._features(lambda: iter([x]))
+
+    def _features(self, blocks: Callable[[], Iterable[np.ndarray]]) -> np.ndarray:
+        """Two passes over the signal, ``chunk_frames`` frames at a time, so memory does not grow with its length
+        beyond ~20 bytes per frame: the first finds each frame's energy (which frames are speech depends on the
+        loudest one), the second accumulates the statistics of everything else."""
+        c = self.config
+        # pass 1: frame energy decides which frames are speech
+        energies = []
+        for chunk in _chunks(blocks(), c.hop, c.win, 0, c.win, self.chunk_frames):
+            frames = _frames(chunk.samples, c.win, c.hop, chunk.last - chunk.first)
+            energies.append(10 * np.log10(np.mean(frames**2, axis=1) + _EPS))
+        energy_db = np.concatenate(energies)
+        n_frames = energy_db.size
         active = energy_db >= energy_db.max() - c.active_db
 
-        # spectra: pre-emphasis, Hann window, power spectrum, mel, DCT
-        emph = np.empty_like(x)
-        emph[0] = x[0]
-        emph[1:] = x[1:] - 0.97 * x[:-1]
-        spec_frames = _frames(emph, c.win, c.hop, n_frames)
-        spec_frames = spec_frames - spec_frames.mean(axis=1, keepdims=True)
-        power = np.abs(np.fft.rfft(spec_frames * _hann(c.win), n=c.n_fft, axis=1)) ** 2
-        logmel = np.log(power @ _mel_matrix(c.sample_rate, c.n_fft, c.n_mels).T + _EPS)
-        mfcc = logmel @ _dct_matrix(c.n_mels, c.n_mfcc).T
-        dmfcc = _deltas(mfcc)
+        # pass 2: spectra (pre-emphasis, Hann window, power spectrum, mel, DCT), zero crossings, pitch
+        pad = max(0, (c.f0_win - c.win) // 2)
+        ctx = _DELTA_WIDTH * c.hop  # deltas need _DELTA_WIDTH frames on each side
+        left, right = ctx + pad + 1, ctx + max(c.win, c.f0_win - pad)
+        mel, dct = _mel_matrix(c.sample_rate, c.n_fft, c.n_mels), _dct_matrix(c.n_mels, c.n_mfcc)
         freqs = np.fft.rfftfreq(c.n_fft, 1.0 / c.sample_rate)
-        centroid = (power @ freqs) / (power.sum(axis=1) + _EPS) / 1000.0
+        stats = {key: _Moments() for key in ("mfcc", "dmfcc", "logmel", "zcr", "centroid")}
+        f0 = np.zeros(n_frames)
+        pitched = np.zeros(n_frames, dtype=bool)
+        for chunk in _chunks(blocks(), c.hop, c.win, left, right, self.chunk_frames):
+            first, last, x = chunk.first, chunk.last, chunk.samples
+            n, base = last - first, first * c.hop - left  # base: where x starts in the signal
+            emph = np.empty_like(x)
+            emph[0] = x[0]
+            emph[1:] = x[1:] - 0.97 * x[:-1]
+            if chunk.end is not None:  # the signal ends in this chunk: pre-emphasis is zero past it
+                emph[max(0, chunk.end - base):] = 0.0
+            # spectral frames first-W .. last+W-1; those outside the signal repeat its edge frames (for deltas)
+            spec_frames = _frames(emph[pad + 1:], c.win, c.hop, n + 2 * _DELTA_WIDTH)
+            spec_frames = spec_frames - spec_frames.mean(axis=1, keepdims=True)
+            power = np.abs(np.fft.rfft(spec_frames * _hann(c.win), n=c.n_fft, axis=1)) ** 2
+            logmel = np.log(power @ mel.T + _EPS)
+            mfcc = logmel @ dct.T
+            w = _DELTA_WIDTH
+            if first == 0:
+                mfcc[:w] = mfcc[w]
+            if last == n_frames:
+                mfcc[w + n:] = mfcc[w + n - 1]
+            dmfcc = sum(k * (mfcc[w + k: w + k + n] - mfcc[w - k: w - k + n]) for k in range(1, w + 1))
+            dmfcc = dmfcc / (2 * sum(k * k for k in range(1, w + 1)))
+            power, logmel, mfcc = power[w: w + n], logmel[w: w + n], mfcc[w: w + n]
+            centroid = (power @ freqs) / (power.sum(axis=1) + _EPS) / 1000.0
+            frames = _frames(x[left:], c.win, c.hop, n)
+            crossings = np.abs(np.diff(np.signbit(frames).astype(np.int8), axis=1)).sum(axis=1) / (c.win - 1)
+            f0[first:last], pitched[first:last] = self._pitch(_frames(x[left - pad:], c.f0_win, c.hop, n))
+            a = active[first:last]
+            for key, values in (("mfcc", mfcc), ("dmfcc", dmfcc), ("logmel", logmel),
+                                ("zcr", crossings[:, None]), ("centroid", centroid[:, None])):
+                stats[key].add(values[a])
+        voiced = pitched & active
 
-        crossings = np.abs(np.diff(np.signbit(frames).astype(np.int8), axis=1)).sum(axis=1) / (c.win - 1)
-
-        f0, voiced = self._pitch(x, n_frames, active)
-
-        a = active
         parts = [
-            _mean_std(mfcc[a]), _mean_std(dmfcc[a]), _mean_std(logmel[a]),
-            _energy_stats(energy_db[a]),
+            stats["mfcc"].mean_std(), stats["dmfcc"].mean_std(), stats["logmel"].mean_std(),
+            _energy_stats(energy_db[active]),
             _f0_stats(f0, voiced),
-            _mean_std(crossings[a, None]), _mean_std(centroid[a, None]),
+            stats["zcr"].mean_std(), stats["centroid"].mean_std(),
             _rhythm_stats(energy_db, active, voiced, c.hop / c.sample_rate),
         ]
-        out = np.concatenate([np.ravel(p) for p in parts])
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
 
-    def _pitch(self, x: np.ndarray, n_frames: int, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """F0 in Hz per frame and a voiced mask, frames centred on the spectral frames' centres."""
+    def _pitch(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F0 in Hz and whether it is trustworthy (voiced, if the frame is speech) for pitch frames of
+        ``f0_win`` samples centred on the spectral frames' centres."""
         c = self.config
         win = c.f0_win
-        pad = max(0, (win - c.win) // 2)
-        frames = _frames(np.pad(x, (pad, win)), win, c.hop, n_frames)
+        n_frames = frames.shape[0]
         frames = frames - frames.mean(axis=1, keepdims=True)
         window = _hann(win)
         n_fft = 1 << (2 * win - 1).bit_length()
@@ -284,9 +316,124 @@ class HandcraftedFeaturizer(sertk.Featurizer):
         shift = np.where(np.abs(denom) > _EPS, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
         shift = np.clip(shift, -0.5, 0.5)
         f0 = c.sample_rate / (best + shift)
-        voiced = has_peak & (mid >= c.voicing_threshold) & active & (r0[:, 0] > _EPS)
+        voiced = has_peak & (mid >= c.voicing_threshold) & (r0[:, 0] > _EPS)
         voiced &= (f0 >= c.f0_min) & (f0 <= c.f0_max)
         return f0, voiced
+
+
+# -- streaming: signal blocks → frame chunks ------------------------------------------------------------------
+@dataclasses.dataclass
+class _Chunk:
+    """Frames ``[first, last)`` of a signal and the samples they need."""
+
+    first: int
+    last: int
+    #: samples ``[first*hop - left, (last-1)*hop + right)`` of the signal, zeros outside it
+    samples: np.ndarray
+    #: the signal's length (padded to one frame) when it ends in or before this chunk, else None
+    end: int | None
+
+
+def _chunks(blocks: Iterable[np.ndarray], hop: int, min_len: int, left: int, right: int, chunk_frames: int
+            ) -> Iterator[_Chunk]:
+    """Cut a signal arriving in blocks of any size into chunks of ``chunk_frames`` frames (``1 + n // hop`` frames
+    in all for a signal of ``n`` samples, zero-padded to ``min_len``), each with ``left`` / ``right`` samples of
+    context; only one chunk and one block are held at a time."""
+    source = iter(blocks)
+    buf, start = np.zeros(left), -left  # start: where buf begins in the signal
+    total, end, first = 0, None, 0
+    while True:
+        want = (first + chunk_frames - 1) * hop + right
+        pieces = [buf]
+        have = start + buf.size
+        while end is None and have < want:
+            block = next(source, None)
+            if block is None:
+                end = max(total, min_len)
+            else:
+                pieces.append(block)
+                total += block.size
+                have += block.size
+        buf = np.concatenate(pieces) if len(pieces) > 1 else buf
+        last = first + chunk_frames if end is None else min(first + chunk_frames, 1 + end // hop)
+        if last <= first:
+            return
+        stop = (last - 1) * hop + right
+        if start + buf.size < stop:
+            buf = np.concatenate([buf, np.zeros(stop - start - buf.size)])
+        lo = first * hop - left - start
+        yield _Chunk(first, last, buf[lo: stop - start], end)
+        first = last
+        drop = first * hop - left - start
+        buf, start = buf[drop:], start + drop
+
+
+def _resample_stream(blocks: Iterable[np.ndarray], up: int, down: int) -> Iterator[np.ndarray]:
+    """:func:`scipy.signal.resample_poly` ``(x, up, down)`` of a signal arriving in blocks, in output blocks.
+
+    Each output block comes from ``resample_poly`` of a stretch of input with enough context on both sides that
+    its filter never reaches past the stretch; stretches start at multiples of ``down``, where the polyphase
+    filter is aligned as it is for the whole signal, so the values are resample_poly's own.
+    """
+    from scipy.signal import resample_poly
+
+    half = 10 * max(up, down)  # resample_poly's default filter half-length, in upsampled samples
+    margin = down * (-(-(2 * half + 2 * down) // (up * down)) + 1)  # input context, a multiple of down
+    step = up * max(1, (1 << 16) // up)  # output samples per block, a multiple of up
+    source = iter(blocks)
+    buf, start, total, n_in = np.zeros(0), 0, 0, None
+    out = 0  # the next output sample
+    while True:
+        want = (out + step) // up * down + margin
+        pieces = [buf]
+        while n_in is None and start + sum(p.size for p in pieces) < want:
+            block = next(source, None)
+            if block is None:
+                n_in = total
+            else:
+                pieces.append(block)
+                total += block.size
+        buf = np.concatenate(pieces) if len(pieces) > 1 else buf
+        stop = out + step
+        if n_in is not None:
+            stop = min(stop, -(-n_in * up // down))
+        if stop <= out:
+            return
+        seg_start = max(0, out // up * down - margin)
+        seg = buf[seg_start - start: min(want, start + buf.size) - start]
+        offset = seg_start // down * up  # the output index of seg's first output
+        yield resample_poly(seg, up, down)[out - offset: stop - offset]
+        out = stop
+        drop = max(0, out // up * down - margin) - start
+        buf, start = buf[drop:], start + drop
+
+
+class _Moments:
+    """Running count, mean and sum of squared deviations per column (Chan et al.'s pairwise update)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def add(self, values: np.ndarray) -> None:
+        if values.shape[0] == 0:
+            return
+        n_b, mean_b = values.shape[0], values.mean(axis=0)
+        m2_b = ((values - mean_b) ** 2).sum(axis=0)
+        if self.mean is None or self.m2 is None:
+            self.n, self.mean, self.m2 = n_b, mean_b, m2_b
+            return
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.n * n_b / n)
+        self.n = n
+
+    def mean_std(self) -> np.ndarray:
+        if self.mean is None or self.m2 is None:
+            raise ValueError("no values")
+        return np.concatenate([self.mean, np.sqrt(self.m2 / self.n)])
 
 
 # -- helpers (pure functions, cached constants) ---------------------------------------------------------------
@@ -337,20 +484,6 @@ def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
     m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * math.sqrt(2.0 / n_in)
     m[0] /= math.sqrt(2.0)
     return m
-
-
-def _deltas(feat: np.ndarray, width: int = 2) -> np.ndarray:
-    """Regression deltas over ±``width`` frames, edges repeated; same shape as ``feat``."""
-    padded = np.pad(feat, ((width, width), (0, 0)), mode="edge")
-    n = feat.shape[0]
-    num = sum(k * (padded[width + k: width + k + n] - padded[width - k: width - k + n]) for k in range(1, width + 1))
-    return num / (2 * sum(k * k for k in range(1, width + 1)))
-
-
-def _mean_std(values: np.ndarray) -> np.ndarray:
-    if values.shape[0] == 0:
-        return np.zeros(2 * values.shape[1])
-    return np.concatenate([values.mean(axis=0), values.std(axis=0)])
 
 
 def _energy_stats(energy_db: np.ndarray) -> np.ndarray:
