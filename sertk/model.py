@@ -90,10 +90,11 @@ def verify_digests(directory: Path) -> None:
     files = data.get("files") if isinstance(data, dict) and data.get("format") == DIGESTS_FORMAT else None
     if not isinstance(files, dict) or any(name not in files for name in _REQUIRED):
         raise ModelError(f"{record} is not a digest record of a sertk model folder; {again}")
+    strange = sorted(str(name) for name in files if str(name) not in MODEL_FILES)
+    if strange:
+        raise ModelError(f"{record} names {strange[0]!r}, which is not a model file; {again}")
     for name, digest in sorted(files.items()):
         path = directory / str(name)
-        if str(name) not in MODEL_FILES:
-            raise ModelError(f"{record} names {name!r}, which is not a model file; {again}")
         if not path.is_file():
             raise ModelError(f"{path} is missing; the model folder is incomplete; {again}")
         if sha256_of(path) != digest:
