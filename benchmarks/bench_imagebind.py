@@ -20,8 +20,10 @@ Before timing, outputs are compared: ours fp32 within 1e-5 of upstream, ours bf1
 
 Recordings: speech-like synthetic audio at 16 kHz whose durations follow IEMOCAP's spread (a quarter at or
 under 2 s). Default: 8 files (2-core machines); ``SERTK_BENCH_FULL=1``: 32. Threads: ``SERTK_BENCH_THREADS``
-(default 2). Upstream runs where ``scripts/upstream_shims`` can import it (see
-``scripts/make_imagebind_golden.py`` for the venv); elsewhere only ours runs. Command::
+(default 2); ``SERTK_BENCH_ROUNDS``: interleaved rounds (default 5 steady state, 3 whole process). Upstream
+runs where ``scripts/upstream_shims`` can import it (see ``scripts/make_imagebind_golden.py`` for the venv);
+elsewhere only ours runs. The header and ``--benchmark-json`` name the CPU, its instruction sets and the BLAS
+kernel (``benchmarks/conftest.py``). Command::
 
     PYTHONPATH=. python -m pytest benchmarks/bench_imagebind.py -o python_files='bench_*.py' \\
         --benchmark-only --benchmark-group-by=group -p no:cacheprovider
@@ -45,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 THREADS = int(os.environ.get("SERTK_BENCH_THREADS", "2"))
 FULL = os.environ.get("SERTK_BENCH_FULL") == "1"
 FULL_CHECKPOINT = os.environ.get("SERTK_BENCH_FULL_CHECKPOINT") == "1"
+#: interleaved rounds of the CPU comparisons (fewer on CPUs where bfloat16 is emulated and a round takes minutes)
+ROUNDS = int(os.environ.get("SERTK_BENCH_ROUNDS", "0")) or None
 DURATIONS = [1.3, 1.9, 2.6, 3.2, 3.9, 4.8, 6.4, 9.5]  # seconds; IEMOCAP-like spread, 2 of 8 ≤ 2 s
 
 
@@ -176,7 +180,7 @@ def test_cpu_steady_state(benchmark, files, checkpoints, upstream):
         model = upstream.build_audio_model(load_audio_state_dict(checkpoints[0]))
         runs["upstream-float32"] = lambda: _embed_upstream(upstream, model, files)
     _check_outputs(benchmark, {k: fn() for k, fn in runs.items()})  # also the warm-up
-    _interleaved(benchmark, runs, len(files), rounds=5)
+    _interleaved(benchmark, runs, len(files), rounds=ROUNDS or 5)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +229,7 @@ def test_cpu_whole_process(benchmark, files, checkpoints, upstream, upstream_che
             return np.concatenate(out)
 
         runs["upstream-float32"] = theirs
-    _interleaved(benchmark, runs, len(files), rounds=3)
+    _interleaved(benchmark, runs, len(files), rounds=ROUNDS or 3)
 
 
 @pytest.mark.gpu
@@ -254,7 +258,7 @@ def test_gpu_steady_state(benchmark, request, files, checkpoints, upstream):
         runs["upstream-float32"] = synced(lambda: _embed_upstream(upstream, model, files, device="cuda"))
     _check_outputs(benchmark, {k: fn() for k, fn in runs.items()})
     benchmark.extra_info["device"] = torch.cuda.get_device_name()
-    _interleaved(benchmark, runs, len(files), rounds=5)
+    _interleaved(benchmark, runs, len(files), rounds=ROUNDS or 5)
 
 
 # -- throughput: many files through the host's batched, cached path ------------------------------------------------
