@@ -230,8 +230,6 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if self.decision_function_shape not in DECISION_SHAPES:
             raise ValueError(f"decision_function_shape must be 'ovr' or 'ovo', got {self.decision_function_shape!r}")
-        if self.break_ties and self.decision_function_shape == "ovo":
-            raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
             raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: all CPUs), "
                              f"got {self.n_jobs!r}")
@@ -426,6 +424,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (n_samples,) by libsvm's one-vs-one vote (ties to the first class)."""
+        if self.break_ties and self.decision_function_shape == "ovo":  # as scikit-learn: fit accepts it
+            raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
         X = self._validate_for_predict(X)
         dec = self._ovo_decision(X)
         k = len(self.classes_)
@@ -473,7 +473,9 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                 si, sj = slice(start[i], start[i + 1]), slice(start[j], start[j + 1])
                 rows.append(dc[j - 1, si] @ sv[si] + dc[i, sj] @ sv[sj])
         coef = np.vstack(rows)
-        return -coef if k == 2 else coef
+        coef = -coef if k == 2 else coef
+        coef.flags.writeable = False  # as scikit-learn's: it is derived, so writing to it would be lost silently
+        return coef
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

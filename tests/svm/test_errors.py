@@ -98,7 +98,6 @@ def test_unknown_gamma(Xy, gamma):
     ({"max_iter": -2}, "max_iter"),
     ({"max_iter": 2.5}, "max_iter"),
     ({"decision_function_shape": "ovx"}, "decision_function_shape"),
-    ({"decision_function_shape": "ovo", "break_ties": True}, "break_ties"),
     ({"shrinking": "yes"}, "shrinking"),
     ({"n_jobs": 0}, "n_jobs"),
     ({"class_weight": "heavy"}, "class_weight"),
@@ -106,6 +105,23 @@ def test_unknown_gamma(Xy, gamma):
 def test_other_bad_parameters(Xy, params, match):
     with pytest.raises(ValueError, match=match):
         NuSVC(**params).fit(*Xy)
+
+
+def test_break_ties_with_ovo_fits_and_only_predict_refuses(Xy):
+    """As scikit-learn: the combination is a valid estimator (clone, grid search); predicting with it is not."""
+    from sklearn.svm import NuSVC as SkNuSVC
+
+    for cls in (NuSVC, SkNuSVC):
+        model = cls(decision_function_shape="ovo", break_ties=True).fit(*Xy)
+        model.decision_function(Xy[0])
+        with pytest.raises(ValueError, match="break_ties must be False when decision_function_shape is 'ovo'"):
+            model.predict(Xy[0])
+
+
+def test_linear_coef_is_read_only_as_in_scikit_learn(Xy):
+    coef = NuSVC(kernel="linear").fit(*Xy).coef_
+    with pytest.raises(ValueError, match="read-only"):
+        coef[0, 0] = 1.0
 
 
 def test_bad_sample_weights(Xy):
