@@ -188,7 +188,7 @@ def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: boo
 def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     from sertk.metrics import bootstrap_ci, breakdown, classification_metrics
     from sertk.progress import progress
-    from sertk.protocols import check_folds, kind_of, leakage_warnings
+    from sertk.protocols import check_folds, class_warnings, kind_of, leakage_warnings
 
     config = experiment.config
     timings: dict[str, float] = {}
@@ -212,7 +212,9 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
         seed = config.seed + repeat
         folds += [(seed, fold) for fold in check_folds(protocol, protocol.split(labels_all, speakers, groups, seed),
                                                       len(labels_all))]
-    warnings = [f"left out audio that cannot be embedded: {path}: {reason}" for path, reason in failures.items()]
+    warnings = [f"dataset left out {path}: {reason}"
+                for path, reason in dict(getattr(experiment.dataset, "skipped", None) or {}).items()]
+    warnings += [f"left out audio that cannot be embedded: {path}: {reason}" for path, reason in failures.items()]
     standardize = (config.standardize if config.standardize is not None
                    else bool(getattr(experiment.featurizer, "standardize", False)))
 
@@ -225,7 +227,8 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     predictions: list[tuple] = []
     last_model: tuple[Any, Any] | None = None
     for seed, fold in progress(folds, total=len(folds), desc="train and test", unit="fold"):
-        for problem in leakage_warnings(fold, speakers, audio_keys, protocol.speaker_independent):
+        for problem in (leakage_warnings(fold, speakers, audio_keys, protocol.speaker_independent)
+                        + class_warnings(fold, labels_all)):
             logger.warning(problem)
             warnings.append(problem)
         if len(set(labels_all[fold.train].tolist())) < 2:

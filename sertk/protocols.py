@@ -14,6 +14,7 @@ shared by the two sides.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ import numpy as np
 from sertk.errors import PluginError
 from sertk.metrics import Labels
 
-__all__ = ["Fold", "Protocol", "get_protocol", "check_folds", "leakage_warnings"]
+__all__ = ["Fold", "Protocol", "get_protocol", "check_folds", "class_warnings", "leakage_warnings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +107,29 @@ def check_folds(protocol: Any, folds: Any, n: int) -> list[Fold]:
                               f"(e.g. index {int(both[0])})")
         checked.append(Fold(str(fold.name), sides[0], sides[1]))
     return checked
+
+
+#: a class with fewer training utterances than this in a fold is reported (one example is not a class model)
+MIN_TRAIN_PER_CLASS = 2
+
+
+def class_warnings(fold: Fold, labels: Labels) -> list[str]:
+    """Classes a fold cannot learn: tested but absent from its training side (every such test utterance counts
+    as an error), or trained on fewer than :data:`MIN_TRAIN_PER_CLASS` utterances."""
+    y = np.asarray(labels)
+    train, test = Counter(y[fold.train].tolist()), Counter(y[fold.test].tolist())
+    problems = []
+    absent = sorted(set(test) - set(train))
+    if absent:
+        shown = ", ".join(f"{c!r} ({test[c]})" for c in absent)
+        problems.append(f"fold {fold.name}: class(es) {shown} are in the test set but not in the training set, so "
+                        f"the classifier cannot predict them and those test utterances all count as errors")
+    few = sorted(c for c, n in train.items() if n < MIN_TRAIN_PER_CLASS)
+    if few:
+        shown = ", ".join(f"{c!r} ({train[c]})" for c in few)
+        problems.append(f"fold {fold.name}: class(es) {shown} have fewer than {MIN_TRAIN_PER_CLASS} training "
+                        f"utterances: too few for this protocol to learn them")
+    return problems
 
 
 def leakage_warnings(fold: Fold, speakers: Labels, audio_keys: Sequence[str] | None,

@@ -250,11 +250,9 @@ class ImageBindFeaturizer(sertk.Featurizer):
         return out.cpu().numpy().astype(np.float32, copy=False)
 
     def _cut_file(self, path: Path):
-        from sertk.audio.io import read_audio
-        from sertk_plugins.featurizers.imagebind.preprocess import cut_clips
+        from sertk_plugins.featurizers.imagebind.preprocess import cut_file
 
-        wave, rate = read_audio(path)
-        return cut_clips(wave, rate, self.clip_config(), name=str(path))
+        return cut_file(path, self.clip_config())  # a long file: only what its clips cover is decoded
 
     def _cut_all(self, paths: list[Path]) -> list:
         """Every file decoded and cut, in order (prefetched, in the workers, or here); the first failure in order

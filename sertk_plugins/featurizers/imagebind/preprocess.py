@@ -16,6 +16,11 @@ Per utterance, upstream's defaults (see ``docs/imagebind.md``):
 Steps 1-3 run per file on the CPU (:func:`cut_clips`, in the featurizer's worker threads); steps 4-5 run batched
 on the model's device (:func:`clip_features`).
 
+Long recordings take bounded memory (:func:`cut_file`): a file longer than :data:`WHOLE_FILE_SECONDS` is first
+checked block by block, then only the stretches its clips cover are decoded (and resampled, with enough
+context that the values are those of resampling the whole file), so memory is about ``clips × clip_seconds``
+of audio however long the file is.
+
 Beyond upstream: recordings shorter than one frame (400 samples at 16 kHz) are padded with silence to 400
 samples (a warning is logged) instead of crashing; clips covering the same samples (files of at most 2 s,
 where all three clips do) are computed once (``reuse_identical_clips``), which skips upstream's re-subtraction
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -33,15 +39,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sertk.audio.fbank import FbankOptions, fbank
-from sertk.audio.resample import resample
+from sertk.audio.io import AudioFile
+from sertk.audio.resample import resample, resampled_length, sinc_kernel
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClipBatch", "ClipConfig", "UtteranceClips", "assemble", "clip_bounds", "clip_features", "cut_clips",
-           "prepare"]
+__all__ = ["WHOLE_FILE_SECONDS", "ClipBatch", "ClipConfig", "UtteranceClips", "assemble", "clip_bounds",
+           "clip_features", "cut_clips", "cut_file", "prepare"]
+
+#: files up to this long are decoded whole (one read; 60 s of 48 kHz stereo is 23 MB); longer ones part by part
+WHOLE_FILE_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +171,73 @@ def cut_clips(wave: np.ndarray, rate: int, cfg: ClipConfig = ClipConfig(), name:
         rows.append(len(clips))
         clips.append(clip.clone())  # later in-place clips must not reach this one
     return UtteranceClips(clips, rows, padded)
+
+
+def cut_file(path, cfg: ClipConfig = ClipConfig()) -> UtteranceClips:
+    """Decode one file and cut its clips (:func:`cut_clips`), reading only what the clips need when it is long.
+
+    Every sample is checked either way (:class:`sertk.errors.AudioError` names the file). Clips that overlap are
+    read as one stretch, so upstream's in-place mean subtraction sees what it sees on the whole waveform.
+    """
+    from sertk.audio.io import read_audio
+
+    with AudioFile(path) as audio:
+        if audio.frames > WHOLE_FILE_SECONDS * audio.rate:
+            return _cut_long(audio, cfg)
+    wave, rate = read_audio(path)
+    return cut_clips(wave, rate, cfg, str(path))
+
+
+def _cut_long(audio: AudioFile, cfg: ClipConfig) -> UtteranceClips:
+    """:func:`cut_clips` of a long file, decoding only the stretches its clips cover."""
+    frames = audio.check()  # block by block; the true length, not the header's
+    length = frames if audio.rate == cfg.sample_rate else resampled_length(frames, audio.rate, cfg.sample_rate)
+    bounds = [(start, min(end, length)) for start, end in clip_bounds(length, cfg)]
+    groups: list[list[int]] = []  # runs of clips that overlap: each is read as one stretch
+    for i, (start, _) in enumerate(bounds):
+        if groups and start < max(bounds[j][1] for j in groups[-1]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    clips: "list[torch.Tensor]" = []
+    rows: list[int] = [0] * cfg.clips
+    for group in groups:
+        lo, hi = bounds[group[0]][0], max(bounds[i][1] for i in group)
+        x = _read_resampled(audio, lo, hi, frames, cfg.sample_rate)
+        seen: dict[tuple[int, int], int] = {}
+        for i in group:
+            start, end = bounds[i]
+            view = x[:, start - lo:end - lo]
+            if cfg.inplace_mean:
+                view -= view.mean()
+                clip = view[0]
+            else:
+                clip = view[0] - view.mean()
+            if cfg.reuse_identical_clips and (start, end) in seen:
+                rows[i] = seen[(start, end)]
+                continue
+            seen[(start, end)] = rows[i] = len(clips)
+            clips.append(clip.clone())
+    return UtteranceClips(clips, rows, False)
+
+
+def _read_resampled(audio: AudioFile, start: int, stop: int, frames: int, rate: int) -> "torch.Tensor":
+    """Samples ``[start, stop)`` at ``rate`` of a file of ``frames`` frames, as float32 ``[channels, n]``: the
+    values :func:`resample` gives for the whole file, from a stretch with the filter's reach on each side."""
+    import torch
+
+    if audio.rate == rate:
+        return torch.from_numpy(audio.read(start, stop))
+    g = math.gcd(audio.rate, rate)
+    orig, new = audio.rate // g, rate // g
+    _, width = sinc_kernel(audio.rate, rate)
+    reach = -(-width // orig) + 1  # filter steps of context on each side
+    first_step = max(0, start // new - reach)  # the stretch starts on a step: the filter's phases line up
+    seg_start = first_step * orig
+    seg_stop = min(frames, (-(-stop // new) + reach + 1) * orig)
+    out = resample(torch.from_numpy(audio.read(seg_start, seg_stop)), audio.rate, rate)
+    offset = first_step * new  # the output index of out's first sample
+    return out[:, start - offset:stop - offset].contiguous()
 
 
 def clip_features(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(),
