@@ -124,7 +124,8 @@ class FolderDataset(Dataset):
         files = []
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            # a dangling link is kept here, so the audio check names it instead of it vanishing unseen
+            if any(part.startswith(".") for part in rel.parts) or not (path.is_file() or path.is_symlink()):
                 continue
             if path.suffix.lower() in self.extensions:
                 files.append(path)
