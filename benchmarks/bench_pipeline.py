@@ -57,7 +57,9 @@ def test_demo_run_warm_cache(benchmark, variant, tmp_path):
     benchmark.group = "pipeline-demo-warm"
     _run(tmp_path / "home", tmp_path / "first", VARIANTS[variant])  # fill the cache
     reports = []
-    benchmark.pedantic(lambda: reports.append(_run(tmp_path / "home", tmp_path / "run", VARIANTS[variant])),
+    # a new --out each round: sertk refuses to write into an earlier run's folder without --overwrite
+    benchmark.pedantic(lambda: reports.append(_run(tmp_path / "home", tmp_path / f"run{len(reports)}",
+                                                   VARIANTS[variant])),
                        rounds=ROUNDS, iterations=1)
     assert reports[-1]["featurizer"]["n_cached"] == 144
     benchmark.extra_info.update(accuracy=reports[-1]["accuracy"], timings=reports[-1]["timings"])
