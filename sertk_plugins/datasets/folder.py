@@ -120,7 +120,9 @@ class FolderDataset(Dataset):
         self.skipped: dict[str, str] = {}
 
     # -- loading -----------------------------------------------------------------------------------------------
-    def _audio_files(self, folder: Path) -> list[Path]:
+    def _audio_files(self, folder: Path, other: dict[str, str]) -> list[Path]:
+        """The audio files under a label folder; any other file goes into ``other`` (path → reason), so that
+        a file the user meant as audio (``.m4a``, say) is named rather than silently not used."""
         files = []
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
@@ -129,6 +131,9 @@ class FolderDataset(Dataset):
                 continue
             if path.suffix.lower() in self.extensions:
                 files.append(path)
+            else:
+                other[str(path)] = (f"not read: {path.suffix or 'no extension'} is not one of the audio extensions "
+                                    f"(option extensions)")
         return files
 
     def load(self) -> list[Utterance]:
@@ -149,8 +154,9 @@ class FolderDataset(Dataset):
             label_dirs = [p for p in label_dirs if p.name in self.class_map]
 
         files: list[tuple[str, Path]] = []
+        other: dict[str, str] = {}
         for folder in label_dirs:
-            found = self._audio_files(folder)
+            found = self._audio_files(folder, other)
             if not found:
                 logger.warning("dataset 'folder': label folder %s holds no audio files (%s)", folder,
                                " ".join(sorted(self.extensions)))
@@ -162,7 +168,10 @@ class FolderDataset(Dataset):
         who = self._speakers([f for _, f in files])
         bad = check_audio_files(f for _, f in files)
         handle_bad_audio(bad, self.missing, dataset=self.name, log=logger)
-        self.skipped = {str(p): why for p, why in bad.items()}
+        if other:
+            logger.warning("dataset 'folder': %d file(s) in label folders are not audio by their extension and are "
+                           "not used: %s", len(other), _listing(sorted(Path(p).name for p in other)))
+        self.skipped = {**other, **{str(p): why for p, why in bad.items()}}
         utterances = []
         for label, path in files:
             if path in bad:

@@ -146,11 +146,23 @@ def test_unreadable_audio_is_named_or_skipped(corpus, caplog):
     with caplog.at_level(logging.WARNING):
         assert len(list(ds.utterances())) == len(FILES)
     assert "broken.wav" in caplog.text and set(map(Path, ds.skipped)) == {corpus / "happy" / "broken.wav",
-                                                                           corpus / "happy" / "empty.flac"}
+                                                                           corpus / "happy" / "empty.flac",
+                                                                           corpus / "angry" / "notes.txt"}
 
 
 def test_extensions_option(corpus):
     assert {u.id for u in load(corpus, extensions=["flac", ".OGG"])} == {"angry/spk2_002.flac", "happy/spk1_004.ogg"}
+
+
+def test_files_that_are_not_audio_are_named_not_dropped_unseen(corpus, caplog):
+    ds = FolderDataset(root=corpus)
+    with caplog.at_level(logging.WARNING):
+        utts = list(ds.utterances())
+    assert len(utts) == len(FILES)
+    assert "1 file(s) in label folders are not audio by their extension" in caplog.text and "notes.txt" in caplog.text
+    assert ds.skipped == {str(corpus / "angry" / "notes.txt"):
+                          "not read: .txt is not one of the audio extensions (option extensions)"}
+    assert not any(".DS_Store" in p or "._spk1" in p for p in ds.skipped)  # hidden files stay silent
 
 
 def test_bad_roots(tmp_path, caplog):
