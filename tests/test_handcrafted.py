@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,16 @@ def test_features_separate_the_demo_classes():
     scores = cross_val_score(model, x, y, cv=StratifiedKFold(5, shuffle=True, random_state=0))
     chance = 1 / len(set(y))
     assert scores.mean() > 2 * chance, scores
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("sample_rate", "abc", "sample_rate must be an integer, got 'abc'"),
+    ("n_mels", 2.5, "n_mels must be an integer, got 2.5"),
+    ("win_ms", "wide", "win_ms must be a number, got 'wide'"),
+    ("f0_max", float("nan"), "f0_max must be a finite number"),
+    ("n_mfcc", True, "n_mfcc must be an integer, got True"),
+])
+def test_bad_option_values_name_the_option_and_what_it_must_be(option, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HandcraftedFeaturizer(**{option: value})
+    assert HandcraftedFeaturizer(n_mels=40.0).config.n_mels == 40  # a whole float is an integer

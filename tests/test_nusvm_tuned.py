@@ -114,7 +114,7 @@ def test_too_few_samples_for_the_folds(data):
     ({"cache_size": -5}, "option 'cache_size'"),
 ])
 def test_bad_options_name_the_option(options, message, data):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match="^classifier 'nusvm-tuned': " + message):
         TunedNuSVC(**options)
     model = TunedNuSVC().set_params(**options)  # set_params skips __init__: fit checks again
     with pytest.raises(ConfigError, match=message):

@@ -51,7 +51,7 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
     rows = iter(range(len(predicted)))
     for index, path in enumerate(files):
         if not result.ok[index]:
-            message = f"cannot read audio file {path}: {result.failures[index]}"
+            message = f"cannot embed {path}: {result.failures[index]}"  # as sertk embed: unreadable or non-finite
             if as_json:
                 click.echo(json.dumps({"path": str(path), "error": message}))
             else:

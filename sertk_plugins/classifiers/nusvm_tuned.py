@@ -78,6 +78,14 @@ def _grid(name: str, value: Any, low_open: float, high: float | None) -> list[fl
 
 
 def _check_options(est: TunedNuSVC) -> tuple[list[float], list[float]]:
+    """The ν and γ-scale grids, or a ConfigError that names this classifier, the option and what it allows."""
+    try:
+        return _options(est)
+    except ConfigError as exc:
+        raise ConfigError(f"classifier 'nusvm-tuned': {exc}") from None
+
+
+def _options(est: TunedNuSVC) -> tuple[list[float], list[float]]:
     nus = _grid("nu", est.nu, 0.0, 1.0)
     scales = _grid("gamma_scale", est.gamma_scale, 0.0, None)
     if not _is_int(est.cv) or est.cv < 2:

@@ -53,6 +53,20 @@ _DB_FLOOR = -100.0
 _DELTA_WIDTH = 2
 
 
+def _number(option: str, value: Any, kind: type) -> Any:
+    """``kind(value)`` for a numeric option, or a ValueError that names the option and what it must be (not
+    Python's "invalid literal for int()"); whole floats pass as integers, other floats and booleans do not."""
+    if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{option} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if kind is float and not math.isfinite(number):
+        raise ValueError(f"{option} must be a finite number, got {value!r}")
+    return number
+
+
 @dataclasses.dataclass(frozen=True)
 class HandcraftedConfig:
     """Options of the ``handcrafted`` featurizer (the same fields as its constructor keywords)."""
@@ -143,15 +157,15 @@ class HandcraftedFeaturizer(sertk.Featurizer):
         active_db: float = 35.0,
     ) -> None:
         self.config = HandcraftedConfig(
-            sample_rate=int(sample_rate),
-            n_mels=int(n_mels),
-            n_mfcc=int(n_mfcc),
-            win_ms=float(win_ms),
-            hop_ms=float(hop_ms),
-            f0_min=float(f0_min),
-            f0_max=float(f0_max),
-            voicing_threshold=float(voicing_threshold),
-            active_db=float(active_db),
+            sample_rate=_number("sample_rate", sample_rate, int),
+            n_mels=_number("n_mels", n_mels, int),
+            n_mfcc=_number("n_mfcc", n_mfcc, int),
+            win_ms=_number("win_ms", win_ms, float),
+            hop_ms=_number("hop_ms", hop_ms, float),
+            f0_min=_number("f0_min", f0_min, float),
+            f0_max=_number("f0_max", f0_max, float),
+            voicing_threshold=_number("voicing_threshold", voicing_threshold, float),
+            active_db=_number("active_db", active_db, float),
         )
 
     # -- contract ------------------------------------------------------------------------------------------
