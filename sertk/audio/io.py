@@ -107,6 +107,14 @@ class AudioFile:
         data = self._read(max(0, stop - start))
         return np.ascontiguousarray(data.T)
 
+    def read_all(self) -> np.ndarray:
+        """The whole file as float32 ``(channels, frames)``, C-contiguous, in one read (checked)."""
+        blocks = list(self.blocks(max(self.frames, 1)))
+        data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+        if data.shape[0] == 0:
+            raise AudioError(self.path, "the file holds no samples")
+        return np.ascontiguousarray(data.T)
+
     def check(self) -> int:
         """Read the whole file block by block (bounded memory), raising :class:`AudioError` at a bad sample;
         returns the number of frames decoded (which, unlike :attr:`frames`, never trusts a header)."""
@@ -142,8 +150,4 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         the file.
     """
     with AudioFile(path) as audio:
-        blocks = list(audio.blocks(max(audio.frames, 1)))
-        data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
-        if data.shape[0] == 0:
-            raise AudioError(audio.path, "the file holds no samples")
-        return np.ascontiguousarray(data.T), audio.rate
+        return audio.read_all(), audio.rate

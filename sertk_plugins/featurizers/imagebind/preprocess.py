@@ -155,22 +155,29 @@ def cut_clips(wave: np.ndarray, rate: int, cfg: ClipConfig = ClipConfig(), name:
                        name, x.shape[-1], cfg.sample_rate, cfg.min_samples)
         x = F.pad(x, (0, cfg.min_samples - x.shape[-1]))
     clips: list[torch.Tensor] = []
-    rows: list[int] = []
-    seen: dict[tuple[int, int], int] = {}
-    for start, end in clip_bounds(x.shape[-1], cfg):
-        view = x[:, start:end]
+    rows = [0] * cfg.clips
+    spans = [(i, start, end) for i, (start, end) in enumerate(clip_bounds(x.shape[-1], cfg))]
+    _take_clips(x, 0, spans, cfg, clips, rows, {})
+    return UtteranceClips(clips, rows, padded)
+
+
+def _take_clips(x: "torch.Tensor", offset: int, spans: "list[tuple[int, int, int]]", cfg: ClipConfig,
+                clips: "list[torch.Tensor]", rows: list[int], seen: dict[tuple[int, int], int]) -> None:
+    """Step 3 for ``spans`` ((clip number, start, end) in samples of the utterance) of ``x``, whose first sample
+    is the utterance's sample ``offset``: each clip's mean subtracted as ``cfg`` says (in place on ``x``, as
+    upstream), its channel 0 appended to ``clips`` and its position written to ``rows``; identical spans once."""
+    for i, start, end in spans:
+        view = x[:, start - offset:end - offset]
         if cfg.inplace_mean:
             view -= view.mean()  # upstream: in place, on the waveform itself
             clip = view[0]
         else:
             clip = view[0] - view.mean()
         if cfg.reuse_identical_clips and (start, end) in seen:
-            rows.append(seen[(start, end)])
+            rows[i] = seen[(start, end)]
             continue
-        seen[(start, end)] = len(clips)
-        rows.append(len(clips))
+        seen[(start, end)] = rows[i] = len(clips)
         clips.append(clip.clone())  # later in-place clips must not reach this one
-    return UtteranceClips(clips, rows, padded)
 
 
 def cut_file(path, cfg: ClipConfig = ClipConfig()) -> UtteranceClips:
@@ -179,13 +186,11 @@ def cut_file(path, cfg: ClipConfig = ClipConfig()) -> UtteranceClips:
     Every sample is checked either way (:class:`sertk.errors.AudioError` names the file). Clips that overlap are
     read as one stretch, so upstream's in-place mean subtraction sees what it sees on the whole waveform.
     """
-    from sertk.audio.io import read_audio
-
     with AudioFile(path) as audio:
         if audio.frames > WHOLE_FILE_SECONDS * audio.rate:
             return _cut_long(audio, cfg)
-    wave, rate = read_audio(path)
-    return cut_clips(wave, rate, cfg, str(path))
+        wave = audio.read_all()  # the file opened once either way
+    return cut_clips(wave, audio.rate, cfg, str(path))
 
 
 def _cut_long(audio: AudioFile, cfg: ClipConfig) -> UtteranceClips:
@@ -204,20 +209,7 @@ def _cut_long(audio: AudioFile, cfg: ClipConfig) -> UtteranceClips:
     for group in groups:
         lo, hi = bounds[group[0]][0], max(bounds[i][1] for i in group)
         x = _read_resampled(audio, lo, hi, frames, cfg.sample_rate)
-        seen: dict[tuple[int, int], int] = {}
-        for i in group:
-            start, end = bounds[i]
-            view = x[:, start - lo:end - lo]
-            if cfg.inplace_mean:
-                view -= view.mean()
-                clip = view[0]
-            else:
-                clip = view[0] - view.mean()
-            if cfg.reuse_identical_clips and (start, end) in seen:
-                rows[i] = seen[(start, end)]
-                continue
-            seen[(start, end)] = rows[i] = len(clips)
-            clips.append(clip.clone())
+        _take_clips(x, lo, [(i, *bounds[i]) for i in group], cfg, clips, rows, {})
     return UtteranceClips(clips, rows, False)
 
 
