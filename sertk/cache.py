@@ -292,7 +292,7 @@ class EmbeddingCache:
     def _verify(self) -> None:
         """``PRAGMA quick_check`` (the fast path of SQLite's integrity check: no index cross-checks) on open, when
         the file is small enough and was not already checked unchanged in this process."""
-        stamp = tuple((p.name, st.st_size, st.st_mtime_ns) for p in _side_files(self.path)
+        stamp = tuple((str(p), st.st_size, st.st_mtime_ns) for p in _side_files(self.path)
                       for st in [_stat(p)] if st is not None)
         size = sum(s[1] for s in stamp)
         if stamp in _VERIFIED:
