@@ -60,7 +60,17 @@ setup(
             "kaldi-native-fbank>=1.19",
             "ruff>=0.5",
             "mypy>=1.10",
+            # the optional extras below, so CI tests every featurizer and executor
+            "opensmile>=2.5",
+            "transformers>=4.40",
+            "ray>=2.54",
         ],
+        # openSMILE feature sets (featurizer `opensmile`); the wheel carries the SMILExtract binary
+        "opensmile": ["opensmile>=2.5"],
+        # Hugging Face speech encoders (featurizer `hf`); transformers pulls no torch of its own
+        "hf": ["transformers>=4.40"],
+        # the Ray executor (`--executor ray`) and Ray sweeps; 2.54 fixes the dashboard's CVE-2026-27482
+        "ray": ["ray>=2.54"],
     },
     entry_points={"console_scripts": ["sertk = sertk.cli:main"]},
     zip_safe=False,
