@@ -11,6 +11,7 @@ def command(as_json: bool) -> None:
     """List the registered components and the plugins (and package versions) that provide them."""
     import json
 
+    from sertk.extras import install_hint, missing_extra
     from sertk.plugins import KINDS, get_host
     from sertk.protocols import kind_of
 
@@ -22,8 +23,10 @@ def command(as_json: bool) -> None:
             description = component.description
             if kind == "protocol":  # numbers from the two kinds are not comparable: say which it is
                 description = f"[{kind_of(component.cls)}] {description}"
+            extra = missing_extra(component.cls)  # an optional package it needs is not installed
             rows.append({"kind": kind, "name": component.name, "plugin": plugin.name, "package": plugin.package,
-                         "version": plugin.version, "builtin": plugin.builtin, "description": description})
+                         "version": plugin.version, "builtin": plugin.builtin, "description": description,
+                         "install": install_hint(extra) if extra else None})
     broken = [{"name": b.name, "package": b.package, "error": b.error} for b in host.broken]
     if as_json:
         click.echo(json.dumps({"components": rows, "broken_plugins": broken}, indent=2))
@@ -36,5 +39,7 @@ def command(as_json: bool) -> None:
             click.echo(f"  {row['name']:<16} {source}")
             if row["description"]:
                 click.echo(f"  {'':<16} {row['description']}")
+            if row["install"]:
+                click.echo(f"  {'':<16} not installed: {row['install']}")
     for b in broken:
         click.secho(f"plugin {b['name']!r} ({b['package']}) failed to load: {b['error']}", fg="red", err=True)
