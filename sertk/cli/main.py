@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "sertk.cli.cache",
     "sertk.cli.data",
     "sertk.cli.predict",
+    "sertk.cli.sweep",
+    "sertk.cli.compare",
+    "sertk.cli.bench",
 )
 
 

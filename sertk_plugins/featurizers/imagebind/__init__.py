@@ -231,6 +231,25 @@ class ImageBindFeaturizer(sertk.Featurizer):
         """Clips per forward pass: 64 on the CPU (bounded memory, no speed lost), 1024 on a GPU."""
         return 1024 if self.torch_device().type == "cuda" else 64
 
+    def flops(self, paths: Sequence[Path]) -> float:
+        """Floating-point operations the encoder does for ``paths``: the clips it computes (identical ones once)
+        times :func:`~.model.clip_flop`; ``sertk bench`` divides this by the time taken. Reads the headers only."""
+        import soundfile as sf
+
+        from sertk.audio.resample import resampled_length
+        from sertk_plugins.featurizers.imagebind.model import clip_flop
+        from sertk_plugins.featurizers.imagebind.preprocess import clip_bounds
+
+        cfg = self.clip_config()
+        clips = 0
+        for path in paths:
+            info = sf.info(str(path))
+            frames = info.frames if info.samplerate == cfg.sample_rate else resampled_length(
+                info.frames, info.samplerate, cfg.sample_rate)
+            bounds = clip_bounds(max(frames, cfg.min_samples), cfg)
+            clips += len(set(bounds)) if cfg.reuse_identical_clips else len(bounds)
+        return clips * clip_flop()
+
     def _encode(self, make_batch) -> np.ndarray:
         import torch
         import torch.nn.functional as F
