@@ -5,6 +5,7 @@ from SciPy at run time (``scipy.linalg.cython_blas``), so no system BLAS is need
 """
 
 import os
+from pathlib import Path
 
 import numpy
 from Cython.Build import cythonize
@@ -17,7 +18,7 @@ if os.environ.get("SERTK_NATIVE", "0") == "1":  # opt-in: binaries tuned for the
 extensions = [
     Extension(
         "sertk.svm._nusvm",
-        sources=["sertk/svm/_nusvm.pyx", "csrc/sertk_nusvm.c"],
+        sources=["sertk/svm/_nusvm.pyx", *sorted(str(p) for p in Path("csrc").glob("*.c"))],
         include_dirs=["csrc", numpy.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -1,6 +1,6 @@
 """sertk's ν-support-vector classifier: libsvm's ν-SVC, compiled, with BLAS kernels.
 
-Three layers, as scikit-learn's ``sklearn/svm``: the C core ``csrc/sertk_nusvm.c`` (no Python), the thin Cython
+Three layers, as scikit-learn's ``sklearn/svm``: the C core in ``csrc/`` (``sertk_nusvm.h``; no Python), the thin Cython
 wrapper :mod:`sertk.svm._nusvm`, and the estimator :class:`NuSVC` (``_classes.py``) with its file format
 (``_io.py``).  See ``docs/svm.md``.
 """

@@ -3,7 +3,7 @@
 This module owns everything between the user and :mod:`sertk.svm._nusvm`: parameter and input validation,
 ``gamma="scale"``, label encoding, sample and class weights, the random fold assignment for probabilities, the
 ``"ovr"`` decision shape and the fitted attributes.  The algorithm itself (libsvm's ν-SMO, one-vs-one) lives in
-``csrc/sertk_nusvm.c``.
+the C core, ``csrc/``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Thin wrapper over the C core ``csrc/sertk_nusvm.c``: typed memoryviews in, NumPy arrays out.
+"""Thin wrapper over the C core in ``csrc/`` (``sertk_nusvm.h``): typed memoryviews in, NumPy arrays out.
 
 Each function checks shapes, hands SciPy's BLAS (``scipy.linalg.cython_blas``) to the core as function pointers,
 runs the core without the GIL and turns its status codes into ``MemoryError`` / ``ValueError``.  Validation of

@@ -1,0 +1,64 @@
+/*
+ * sertk_internal.h -- what the C core's files share and nothing outside csrc/ may use: allocation, libsvm's
+ * min/max, the cancellation flag, a pthread parallel-for and the BLAS calls.
+ *
+ * Exactness.  Every file of the core includes this header first: floating-point contraction (FMA) is off,
+ * since fusing a*b+c changes rounding and the solver must follow libsvm's iteration path bit for bit (see
+ * sertk_smo.c).
+ */
+#ifndef SERTK_INTERNAL_H
+#define SERTK_INTERNAL_H
+
+#include "sertk_nusvm.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#if defined(__GNUC__)
+#define SERTK_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define SERTK_HIDDEN
+#endif
+
+#define SERTK_INF HUGE_VAL
+#define SERTK_TAU 1e-12
+#define SERTK_NFOLD 5
+
+typedef signed char schar;
+
+static inline void *sertk_alloc(size_t count, size_t size)
+{
+    if (count == 0) count = 1;
+    if (size != 0 && count > ((size_t)-1) / size) return NULL;
+    return malloc(count * size);
+}
+#define SERTK_NEW(type, count) ((type *)sertk_alloc((size_t)(count), sizeof(type)))
+
+/* a large buffer (the Gram matrix), 2 MiB-aligned and marked for transparent huge pages where Linux has them */
+SERTK_HIDDEN void *sertk_big_alloc(size_t bytes);
+
+/* the caller's cancellation flag (params.cancel): one volatile read, never written by the core */
+static inline int sertk_cancelled(const volatile int *flag) { return flag != NULL && *flag != 0; }
+
+static inline double sertk_min(double a, double b) { return a < b ? a : b; }  /* libsvm's min: (x<y)?x:y */
+static inline double sertk_max(double a, double b) { return a > b ? a : b; }  /* libsvm's max: (x>y)?x:y */
+
+/* parallel for: tasks 0..ntasks-1 handed out in order to n_threads workers; the first failing status wins */
+typedef int (*sertk_task_fn)(void *ctx, int task, int worker);
+SERTK_HIDDEN int sertk_parallel_for(int n_threads, int ntasks, sertk_task_fn fn, void *ctx);
+
+/* C (mr x nc, row stride ldc) = A (mr x k, row-major, stride lda) * B (nc x k, row-major, stride ldb)^T */
+SERTK_HIDDEN void sertk_gemm_abt(const sertk_blas *blas, int mr, int nc, int k, const double *A, int lda,
+                                 const double *B, int ldb, double *C, int ldc);
+/* C (mr x nc, row-major) = A (mr x k, row-major) * B (k x nc, row-major) */
+SERTK_HIDDEN void sertk_gemm_ab(const sertk_blas *blas, int mr, int nc, int k, const double *A, const double *B,
+                                double *C);
+SERTK_HIDDEN double sertk_dot(const sertk_blas *blas, int d, const double *x, const double *y);
+
+#endif

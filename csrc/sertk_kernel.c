@@ -1,0 +1,193 @@
+/*
+ * sertk_kernel.c -- kernel values for the solver: the whole Gram matrix in BLAS row blocks (upper triangle, then
+ * mirrored), or rows of one sub-problem on demand into an LRU cache, several rows per BLAS call.
+ */
+#include "sertk_kernel.h"
+
+#include <string.h>
+
+typedef struct {
+    sertk_kctx *k;
+    int block;
+    double *bufs; /* per worker: block x n */
+} sertk_gram_job;
+
+static int sertk_gram_rows_task(void *ctx, int task, int worker)
+{
+    sertk_gram_job *job = (sertk_gram_job *)ctx;
+    sertk_kctx *k = job->k;
+    const int n = k->n, d = k->d;
+    const int r0 = task * job->block;
+    const int mr = (n - r0 < job->block) ? n - r0 : job->block;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
+        for (int i = r0; i < r0 + mr; i++) {
+            const double *src = k->K + (size_t)i * n;
+            float *dst = k->gram + (size_t)i * n;
+            for (int j = 0; j < n; j++) dst[j] = (float)src[j];
+        }
+        return SERTK_OK;
+    }
+    /* upper triangle of rows r0..r0+mr-1: columns r0..n-1 */
+    const int nc = n - r0;
+    double *buf = job->bufs + (size_t)worker * job->block * n;
+    sertk_gemm_abt(k->blas, mr, nc, d, k->X + (size_t)r0 * d, d, k->X + (size_t)r0 * d, d, buf, nc);
+    for (int r = 0; r < mr; r++) {
+        const int i = r0 + r;
+        float *gi = k->gram + (size_t)i * n;
+        const double *bi = buf + (size_t)r * nc;
+        const double sqi = k->sq[i];
+        gi[i] = (float)k->qd[i];
+        for (int j = i + 1; j < n; j++) gi[j] = (float)sertk_kval(k, bi[j - r0], sqi, k->sq[j]);
+    }
+    return SERTK_OK;
+}
+
+#define SERTK_TILE 64
+
+/* lower triangle := transpose of the upper triangle, one band of SERTK_TILE rows per task */
+static int sertk_gram_mirror_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    sertk_kctx *k = (sertk_kctx *)ctx;
+    const int n = k->n;
+    const int i0 = task * SERTK_TILE;
+    const int i1 = (i0 + SERTK_TILE < n) ? i0 + SERTK_TILE : n;
+    float *g = k->gram;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+    for (int j0 = 0; j0 < i1; j0 += SERTK_TILE) {
+        const int j1 = (j0 + SERTK_TILE < n) ? j0 + SERTK_TILE : n;
+        for (int i = i0; i < i1; i++) {
+            const int jend = (j1 < i) ? j1 : i;
+            float *gi = g + (size_t)i * n;
+            for (int j = j0; j < jend; j++) gi[j] = g[(size_t)j * n + i];
+        }
+    }
+    return SERTK_OK;
+}
+
+int sertk_gram_compute(sertk_kctx *k, int n_threads)
+{
+    const int n = k->n;
+    sertk_gram_job job;
+    job.k = k;
+    job.block = 256;
+    job.bufs = NULL;
+    const int ntasks = (n + job.block - 1) / job.block;
+    const int nw = n_threads < 1 ? 1 : (n_threads < ntasks ? n_threads : ntasks);
+    if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
+        job.bufs = SERTK_NEW(double, (size_t)nw * job.block * n);
+        if (!job.bufs) return SERTK_ENOMEM;
+    }
+    int rc = sertk_parallel_for(nw, ntasks, sertk_gram_rows_task, &job);
+    free(job.bufs);
+    if (rc != SERTK_OK) return rc;
+    if (k->kernel != SERTK_KERNEL_PRECOMPUTED)
+        rc = sertk_parallel_for(n_threads, (n + SERTK_TILE - 1) / SERTK_TILE, sertk_gram_mirror_task, k);
+    return rc;
+}
+
+void sertk_rcache_free(sertk_rcache *c)
+{
+    free(c->arena);
+    free(c->slot_of);
+    free(c->orig_of);
+    free(c->prev);
+    free(c->next);
+    free(c->xsub);
+    free(c->sqsub);
+    free(c->abuf);
+    free(c->obuf);
+    free(c->blk);
+    memset(c, 0, sizeof(*c));
+}
+
+int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double budget)
+{
+    memset(c, 0, sizeof(*c));
+    double rows = budget / ((double)maxl * sizeof(float));
+    int cap = rows > (double)maxl ? maxl : (int)rows;
+    if (cap < 4) cap = 4; /* like libsvm, at least a few rows whatever the budget */
+    c->cap = cap;
+    c->maxl = maxl;
+    c->block = cap - 2 < 64 ? cap - 2 : 64;
+    c->arena = SERTK_NEW(float, (size_t)cap * maxl);
+    c->slot_of = SERTK_NEW(int, maxl);
+    c->orig_of = SERTK_NEW(int, cap);
+    c->prev = SERTK_NEW(int, cap + 1);
+    c->next = SERTK_NEW(int, cap + 1);
+    c->blk = SERTK_NEW(int, c->block);
+    int ok = c->arena && c->slot_of && c->orig_of && c->prev && c->next && c->blk;
+    if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
+        c->xsub = SERTK_NEW(double, (size_t)maxl * k->d);
+        c->sqsub = SERTK_NEW(double, maxl);
+        c->abuf = SERTK_NEW(double, (size_t)c->block * k->d);
+        c->obuf = SERTK_NEW(double, (size_t)c->block * maxl);
+        ok = ok && c->xsub && c->sqsub && c->abuf && c->obuf;
+    }
+    if (!ok) {
+        sertk_rcache_free(c);
+        return SERTK_ENOMEM;
+    }
+    return SERTK_OK;
+}
+
+/* start a new sub-problem: forget every row, gather its training rows */
+void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *gidx)
+{
+    c->l = l;
+    c->gidx = gidx;
+    c->nfill = 0;
+    c->cursor = 0;
+    for (int i = 0; i < l; i++) c->slot_of[i] = -1;
+    c->next[c->cap] = c->prev[c->cap] = c->cap;
+    if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
+        for (int i = 0; i < l; i++) {
+            memcpy(c->xsub + (size_t)i * k->d, k->X + (size_t)gidx[i] * k->d, sizeof(double) * (size_t)k->d);
+            c->sqsub[i] = k->sq[gidx[i]];
+        }
+    }
+}
+
+static int sertk_rcache_slot(sertk_rcache *c, int orig)
+{
+    int s;
+    if (c->nfill < c->cap) {
+        s = c->nfill++;
+    } else {
+        s = c->next[c->cap]; /* oldest */
+        sertk_lru_unlink(c, s);
+        c->slot_of[c->orig_of[s]] = -1;
+    }
+    c->orig_of[s] = orig;
+    c->slot_of[orig] = s;
+    sertk_lru_push(c, s);
+    return s;
+}
+
+/* compute rows blk[0..nb) of the current sub-problem into the cache */
+void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb)
+{
+    const int l = c->l;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
+        for (int r = 0; r < nb; r++) {
+            int a = c->blk[r];
+            float *row = c->arena + (size_t)sertk_rcache_slot(c, a) * c->maxl;
+            const double *src = k->K + (size_t)c->gidx[a] * k->n;
+            for (int b = 0; b < l; b++) row[b] = (float)src[c->gidx[b]];
+        }
+        return;
+    }
+    const int d = k->d;
+    for (int r = 0; r < nb; r++)
+        memcpy(c->abuf + (size_t)r * d, c->xsub + (size_t)c->blk[r] * d, sizeof(double) * (size_t)d);
+    sertk_gemm_abt(k->blas, nb, l, d, c->abuf, d, c->xsub, d, c->obuf, l);
+    for (int r = 0; r < nb; r++) {
+        int a = c->blk[r];
+        float *row = c->arena + (size_t)sertk_rcache_slot(c, a) * c->maxl;
+        const double *o = c->obuf + (size_t)r * l;
+        const double sqa = c->sqsub[a];
+        for (int b = 0; b < l; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
+        row[a] = (float)k->qd[c->gidx[a]];
+    }
+}

@@ -1,0 +1,80 @@
+/*
+ * sertk_kernel.h -- kernel values: the float32 Gram matrix, or an LRU cache of kernel rows filled in BLAS blocks.
+ *
+ * Kernel values are libsvm's: a float64 value rounded to float32 (libsvm's Qfloat); the diagonal stays float64.
+ */
+#ifndef SERTK_KERNEL_H
+#define SERTK_KERNEL_H
+
+#include "sertk_internal.h"
+
+#include <math.h>
+
+typedef struct {
+    int kernel;
+    double gamma;
+    int n, d;
+    const double *X;    /* the caller's training rows, n x d (RBF, linear) */
+    const double *K;    /* precomputed: the caller's n x n kernel */
+    double *sq;         /* squared norms <x, x> (BLAS ddot, as libsvm) */
+    double *qd;         /* K(x, x), float64 */
+    float *gram;        /* n x n float32 Gram matrix in the caller's row order, or NULL in cache mode */
+    const sertk_blas *blas;
+    const volatile int *cancel; /* params.cancel */
+} sertk_kctx;
+
+/* libsvm's kernel value from a dot product: exp(-gamma*(|x|^2+|z|^2-2<x,z>)) for RBF, <x,z> for linear */
+static inline double sertk_kval(const sertk_kctx *k, double dot, double sqi, double sqj)
+{
+    if (k->kernel == SERTK_KERNEL_RBF) return exp(-k->gamma * (sqi + sqj - 2 * dot));
+    return dot;
+}
+
+/* ---- LRU cache of kernel rows for one sub-problem, filled in BLAS blocks ---- */
+
+typedef struct {
+    int cap;        /* row slots */
+    int maxl;       /* slot length */
+    int block;      /* rows computed per BLAS call */
+    int l;          /* current sub-problem size */
+    const int *gidx;/* current sub-problem: position -> grouped index */
+    int nfill;
+    int cursor;     /* where the prefetch scan resumes */
+    float *arena;   /* cap x maxl */
+    int *slot_of;   /* [maxl] sub index -> slot or -1 */
+    int *orig_of;   /* [cap] slot -> sub index */
+    int *prev, *next; /* [cap + 1] LRU ring, sentinel cap: next[cap] oldest, prev[cap] newest */
+    double *xsub;   /* maxl x d rows of the sub-problem (RBF, linear) */
+    double *sqsub;  /* maxl */
+    double *abuf;   /* block x d */
+    double *obuf;   /* block x maxl */
+    int *blk;       /* block */
+} sertk_rcache;
+
+/* the whole n x n float32 Gram matrix into k->gram, in the caller's row order */
+SERTK_HIDDEN int sertk_gram_compute(sertk_kctx *k, int n_threads);
+
+/* a row cache of at most budget bytes for sub-problems of up to maxl samples */
+SERTK_HIDDEN int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double budget);
+SERTK_HIDDEN void sertk_rcache_free(sertk_rcache *c);
+/* start a new sub-problem: forget every row, gather its training rows */
+SERTK_HIDDEN void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *gidx);
+/* compute rows blk[0..nb) of the current sub-problem into the cache, each made the newest */
+SERTK_HIDDEN void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb);
+
+static inline void sertk_lru_unlink(sertk_rcache *c, int s)
+{
+    c->next[c->prev[s]] = c->next[s];
+    c->prev[c->next[s]] = c->prev[s];
+}
+
+static inline void sertk_lru_push(sertk_rcache *c, int s) /* as newest */
+{
+    int head = c->cap;
+    c->prev[s] = c->prev[head];
+    c->next[s] = head;
+    c->next[c->prev[head]] = s;
+    c->prev[head] = s;
+}
+
+#endif

@@ -1,0 +1,657 @@
+/*
+ * sertk_smo.c -- the SMO solver for the nu formulation: working-set selection, shrinking, rho (libsvm's Solver +
+ * Solver_NU semantics), and which kernel rows to compute next when rows come from the cache.
+ *
+ * Exactness.  To follow libsvm's iteration path bit for bit on the same kernel values, the solver performs the
+ * same floating-point operations in the same order as libsvm: kernel values are float32 (libsvm's Qfloat)
+ * rounded from a float64 value, the diagonal is float64, and every sum accumulates in libsvm's index order.
+ * The row Q_i of libsvm equals y_i y_k K_ik; because sign flips are exact in IEEE arithmetic, the solver keeps
+ * only K and applies the signs, which gives identical results.
+ */
+#include "sertk_smo.h"
+
+#include <limits.h>
+#include <string.h>
+
+enum { SERTK_LOWER = 0, SERTK_UPPER = 1, SERTK_FREE = 2 };
+
+typedef struct sertk_solver {
+    int l;
+    int active_size;
+    int unshrink;
+    double eps;
+    /* by position (positions are permuted by shrinking, exactly as libsvm's swap_index) */
+    schar *y;
+    char *st;
+    double *alpha, *G, *Gbar, *C, *QD;
+    int *aset; /* position -> sub-problem index */
+    int *col;  /* position -> column of a kernel row */
+    int *tmp;  /* scratch, l ints */
+    /* the maximal violators of each class, found while updating G (valid until the active set changes) */
+    int max_valid;
+    int ip, in;
+    double Gmaxp, Gmaxn;
+    /* kernel rows */
+    const sertk_kctx *k;
+    const int *gidx;     /* sub-problem index -> grouped index */
+    sertk_rcache *cache; /* NULL in Gram mode */
+} sertk_solver;
+
+static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const sertk_solver *s, int orig)
+{
+    int slot = c->slot_of[orig];
+    if (slot >= 0) {
+        sertk_lru_unlink(c, slot);
+        sertk_lru_push(c, slot);
+        return c->arena + (size_t)slot * c->maxl;
+    }
+    /*
+     * Miss: compute this row and, in the same BLAS call, more rows likely to be needed.  While the cache has free
+     * slots, the next uncached active rows in position order (so a cache that holds the whole sub-problem fills
+     * it in large blocks); once it is full, a few rows of the currently most violating variables.  Every call
+     * computes at least two rows, so BLAS never takes its matrix-vector path, whose rounding differs.
+     */
+    int nb = 0;
+    c->blk[nb++] = orig;
+    const int as = s != NULL ? s->active_size : 0;
+    if (as > 0 && c->nfill + c->block <= c->cap) {
+        int pos = c->cursor % as;
+        for (int cnt = 0; cnt < as && nb < c->block; cnt++) {
+            int o = s->aset[pos];
+            if (c->slot_of[o] < 0 && o != orig) c->blk[nb++] = o;
+            if (++pos == as) pos = 0;
+        }
+        c->cursor = pos;
+    } else if (as > 0) {
+        /* top violators by |G - mean of its class|, among variables that may still move that way */
+        const int want = c->block < 8 ? c->block : 8;
+        double mean[2] = {0, 0};
+        int cntc[2] = {0, 0};
+        for (int t = 0; t < as; t++) {
+            int cl = s->y[t] > 0;
+            mean[cl] += s->G[t];
+            cntc[cl]++;
+        }
+        for (int cl = 0; cl < 2; cl++)
+            if (cntc[cl]) mean[cl] /= cntc[cl];
+        double best[8];
+        int nbest = 0;
+        int cand[8];
+        for (int t = 0; t < as; t++) {
+            int o = s->aset[t];
+            if (c->slot_of[o] >= 0 || o == orig) continue;
+            double dev = s->G[t] - mean[s->y[t] > 0];
+            /* below the mean: a candidate to increase (y=+1) / decrease (y=-1) alpha, and vice versa */
+            int up_ok = s->y[t] > 0 ? s->st[t] != SERTK_UPPER : s->st[t] != SERTK_LOWER;
+            int low_ok = s->y[t] > 0 ? s->st[t] != SERTK_LOWER : s->st[t] != SERTK_UPPER;
+            double score = dev < 0 ? (up_ok ? -dev : -1) : (low_ok ? dev : -1);
+            if (score < 0) continue;
+            if (nbest < want - 1) {
+                int q = nbest++;
+                while (q > 0 && best[q - 1] < score) {
+                    best[q] = best[q - 1];
+                    cand[q] = cand[q - 1];
+                    q--;
+                }
+                best[q] = score;
+                cand[q] = o;
+            } else if (nbest > 0 && score > best[nbest - 1]) {
+                int q = nbest - 1;
+                while (q > 0 && best[q - 1] < score) {
+                    best[q] = best[q - 1];
+                    cand[q] = cand[q - 1];
+                    q--;
+                }
+                best[q] = score;
+                cand[q] = o;
+            }
+        }
+        for (int q = 0; q < nbest; q++) c->blk[nb++] = cand[q];
+    }
+    if (nb < 2 && c->l > 1 && c->block >= 2) {
+        /* pad with a neighbour (computed and cached like any row) */
+        for (int o = (orig + 1) % c->l; o != orig && nb < 2; o = (o + 1) % c->l)
+            if (c->slot_of[o] < 0) c->blk[nb++] = o;
+    }
+    sertk_rcache_fill(c, k, nb);
+    /* the requested row must be the newest: the caller may hold it while fetching one more row */
+    slot = c->slot_of[orig];
+    sertk_lru_unlink(c, slot);
+    sertk_lru_push(c, slot);
+    return c->arena + (size_t)slot * c->maxl;
+}
+
+/* kernel row of the variable at position pos, indexed by col[] */
+static inline const float *sertk_row(sertk_solver *s, int pos)
+{
+    int o = s->aset[pos];
+    if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->n;
+    return sertk_rcache_get(s->cache, s->k, s, o);
+}
+
+static inline void sertk_update_status(sertk_solver *s, int i)
+{
+    if (s->alpha[i] >= s->C[i])
+        s->st[i] = SERTK_UPPER;
+    else if (s->alpha[i] <= 0)
+        s->st[i] = SERTK_LOWER;
+    else
+        s->st[i] = SERTK_FREE;
+}
+
+#define SERTK_SWAP(type, a, b) do { type t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+static void sertk_swap_index(sertk_solver *s, int i, int j)
+{
+    SERTK_SWAP(schar, s->y[i], s->y[j]);
+    SERTK_SWAP(double, s->G[i], s->G[j]);
+    SERTK_SWAP(char, s->st[i], s->st[j]);
+    SERTK_SWAP(double, s->alpha[i], s->alpha[j]);
+    SERTK_SWAP(int, s->aset[i], s->aset[j]);
+    SERTK_SWAP(int, s->col[i], s->col[j]);
+    SERTK_SWAP(double, s->Gbar[i], s->Gbar[j]);
+    SERTK_SWAP(double, s->C[i], s->C[j]);
+    SERTK_SWAP(double, s->QD[i], s->QD[j]);
+}
+
+/* G of the inactive variables from G_bar and the free variables (the linear term p is 0 for nu-SVC) */
+static void sertk_reconstruct_gradient(sertk_solver *s)
+{
+    const int l = s->l, as = s->active_size;
+    if (as == l) return;
+    for (int j = as; j < l; j++) s->G[j] = s->Gbar[j] + 0.0;
+    long long nr_free = 0;
+    for (int j = 0; j < as; j++)
+        if (s->st[j] == SERTK_FREE) nr_free++;
+    /* both loop orders add the terms of each G[i] in ascending position order, as libsvm */
+    if (nr_free * l > 2LL * as * (l - as)) {
+        int *fr = s->tmp, nf = 0;
+        for (int j = 0; j < as; j++)
+            if (s->st[j] == SERTK_FREE) fr[nf++] = j;
+        for (int i = as; i < l; i++) {
+            const float *R = sertk_row(s, i);
+            const double yi = s->y[i];
+            double gi = s->G[i];
+            for (int t = 0; t < nf; t++) {
+                const int j = fr[t];
+                double q = (yi * s->y[j]) * (double)R[s->col[j]];
+                gi += s->alpha[j] * q;
+            }
+            s->G[i] = gi;
+        }
+    } else {
+        for (int i = 0; i < as; i++)
+            if (s->st[i] == SERTK_FREE) {
+                const float *R = sertk_row(s, i);
+                const double ai = s->alpha[i];
+                const double yi = s->y[i];
+                for (int j = as; j < l; j++) {
+                    double q = (yi * s->y[j]) * (double)R[s->col[j]];
+                    s->G[j] += ai * q;
+                }
+            }
+    }
+}
+
+/*
+ * One candidate of the second-order rule: obj = -(g^2)/q, kept when obj <= the best so far (the last index wins
+ * ties, as libsvm).  The division is what libsvm computes; it is skipped only when a cross-multiplication proves
+ * that the candidate's ratio g^2/q is clearly below the best one (relative margin 1e-9, far above the few ulps of
+ * rounding in the products), so the selected index is exactly libsvm's.
+ */
+static inline void sertk_consider(double g, double q, int j, int *jmin, double *obj_min, double *bnum,
+                                  double *bden)
+{
+    const double num = g * g;
+    if (num * *bden < (1.0 - 1e-9) * (*bnum * q)) return;
+    const double obj = -num / q;
+    if (obj <= *obj_min) {
+        *jmin = j;
+        *obj_min = obj;
+        *bnum = num;
+        *bden = q;
+    }
+}
+
+/* returns 1 when optimal (on the active set), else 0 with the working set in *out_i, *out_j */
+static int sertk_select_working_set(sertk_solver *s, int *out_i, int *out_j)
+{
+    const int as = s->active_size;
+    const schar *y = s->y;
+    const char *st = s->st;
+    const double *G = s->G, *QD = s->QD;
+    const int *col = s->col;
+    double Gmaxp = -SERTK_INF, Gmaxp2 = -SERTK_INF, Gmaxn = -SERTK_INF, Gmaxn2 = -SERTK_INF;
+    int ip = -1, in = -1, jmin = -1;
+    double obj_min = SERTK_INF, bnum = 0, bden = 1;
+
+    if (s->max_valid) {
+        Gmaxp = s->Gmaxp;
+        ip = s->ip;
+        Gmaxn = s->Gmaxn;
+        in = s->in;
+    } else {
+        for (int t = 0; t < as; t++) {
+            if (y[t] == +1) {
+                if (st[t] != SERTK_UPPER && -G[t] >= Gmaxp) {
+                    Gmaxp = -G[t];
+                    ip = t;
+                }
+            } else {
+                if (st[t] != SERTK_LOWER && G[t] >= Gmaxn) {
+                    Gmaxn = G[t];
+                    in = t;
+                }
+            }
+        }
+    }
+    const float *Rp = ip != -1 ? sertk_row(s, ip) : NULL;
+    const float *Rn = in != -1 ? sertk_row(s, in) : NULL;
+    const double QDp = ip != -1 ? QD[ip] : 0.0, QDn = in != -1 ? QD[in] : 0.0;
+
+    for (int j = 0; j < as; j++) {
+        if (y[j] == +1) {
+            if (st[j] != SERTK_LOWER) {
+                double grad_diff = Gmaxp + G[j];
+                if (G[j] >= Gmaxp2) Gmaxp2 = G[j];
+                if (grad_diff > 0) {
+                    /* Q_ip[j] = y_ip y_j K = K: both in the positive class */
+                    double quad = QDp + QD[j] - 2 * Rp[col[j]];
+                    sertk_consider(grad_diff, quad > 0 ? quad : SERTK_TAU, j, &jmin, &obj_min, &bnum, &bden);
+                }
+            }
+        } else {
+            if (st[j] != SERTK_UPPER) {
+                double grad_diff = Gmaxn - G[j];
+                if (-G[j] >= Gmaxn2) Gmaxn2 = -G[j];
+                if (grad_diff > 0) {
+                    double quad = QDn + QD[j] - 2 * Rn[col[j]];
+                    sertk_consider(grad_diff, quad > 0 ? quad : SERTK_TAU, j, &jmin, &obj_min, &bnum, &bden);
+                }
+            }
+        }
+    }
+    if (sertk_max(Gmaxp + Gmaxp2, Gmaxn + Gmaxn2) < s->eps || jmin == -1) return 1;
+    *out_i = y[jmin] == +1 ? ip : in;
+    *out_j = jmin;
+    return 0;
+}
+
+static inline int sertk_be_shrunk(const sertk_solver *s, int i, double Gmax1, double Gmax2, double Gmax3,
+                                  double Gmax4)
+{
+    if (s->st[i] == SERTK_UPPER) {
+        if (s->y[i] == +1) return -s->G[i] > Gmax1;
+        return -s->G[i] > Gmax4;
+    }
+    if (s->st[i] == SERTK_LOWER) {
+        if (s->y[i] == +1) return s->G[i] > Gmax2;
+        return s->G[i] > Gmax3;
+    }
+    return 0;
+}
+
+static void sertk_do_shrinking(sertk_solver *s)
+{
+    double Gmax1 = -SERTK_INF; /* max -G, y = +1, not at upper bound */
+    double Gmax2 = -SERTK_INF; /* max  G, y = +1, not at lower bound */
+    double Gmax3 = -SERTK_INF; /* max  G, y = -1, not at lower bound */
+    double Gmax4 = -SERTK_INF; /* max -G, y = -1, not at upper bound */
+    for (int i = 0; i < s->active_size; i++) {
+        if (s->st[i] != SERTK_UPPER) {
+            if (s->y[i] == +1) {
+                if (-s->G[i] > Gmax1) Gmax1 = -s->G[i];
+            } else if (-s->G[i] > Gmax4) {
+                Gmax4 = -s->G[i];
+            }
+        }
+        if (s->st[i] != SERTK_LOWER) {
+            if (s->y[i] == +1) {
+                if (s->G[i] > Gmax2) Gmax2 = s->G[i];
+            } else if (s->G[i] > Gmax3) {
+                Gmax3 = s->G[i];
+            }
+        }
+    }
+    if (!s->unshrink && sertk_max(Gmax1 + Gmax2, Gmax3 + Gmax4) <= s->eps * 10) {
+        s->unshrink = 1;
+        sertk_reconstruct_gradient(s);
+        s->active_size = s->l;
+    }
+    for (int i = 0; i < s->active_size; i++) {
+        if (sertk_be_shrunk(s, i, Gmax1, Gmax2, Gmax3, Gmax4)) {
+            s->active_size--;
+            while (s->active_size > i) {
+                if (!sertk_be_shrunk(s, s->active_size, Gmax1, Gmax2, Gmax3, Gmax4)) {
+                    sertk_swap_index(s, i, s->active_size);
+                    break;
+                }
+                s->active_size--;
+            }
+        }
+    }
+}
+
+/* rho and r of the nu formulation (libsvm's Solver_NU::calculate_rho) */
+static double sertk_calculate_rho(const sertk_solver *s, double *r)
+{
+    int nr_free1 = 0, nr_free2 = 0;
+    double ub1 = SERTK_INF, ub2 = SERTK_INF, lb1 = -SERTK_INF, lb2 = -SERTK_INF;
+    double sum_free1 = 0, sum_free2 = 0;
+    for (int i = 0; i < s->active_size; i++) {
+        if (s->y[i] == +1) {
+            if (s->st[i] == SERTK_UPPER)
+                lb1 = sertk_max(lb1, s->G[i]);
+            else if (s->st[i] == SERTK_LOWER)
+                ub1 = sertk_min(ub1, s->G[i]);
+            else {
+                ++nr_free1;
+                sum_free1 += s->G[i];
+            }
+        } else {
+            if (s->st[i] == SERTK_UPPER)
+                lb2 = sertk_max(lb2, s->G[i]);
+            else if (s->st[i] == SERTK_LOWER)
+                ub2 = sertk_min(ub2, s->G[i]);
+            else {
+                ++nr_free2;
+                sum_free2 += s->G[i];
+            }
+        }
+    }
+    double r1 = nr_free1 > 0 ? sum_free1 / nr_free1 : (ub1 + lb1) / 2;
+    double r2 = nr_free2 > 0 ? sum_free2 / nr_free2 : (ub2 + lb2) / 2;
+    *r = (r1 + r2) / 2;
+    return (r1 - r2) / 2;
+}
+
+void sertk_work_free(sertk_work *w)
+{
+    free(w->y);
+    free(w->st);
+    free(w->alpha);
+    free(w->G);
+    free(w->Gbar);
+    free(w->C);
+    free(w->QD);
+    free(w->aset);
+    free(w->col);
+    free(w->tmp);
+    free(w->gidx);
+    free(w->ysub);
+    free(w->Csub);
+    free(w->asub);
+    free(w->fgidx);
+    free(w->fy);
+    free(w->fC);
+    free(w->fa);
+    free(w->dec);
+    free(w->fpos);
+    if (w->has_cache) sertk_rcache_free(&w->cache);
+    memset(w, 0, sizeof(*w));
+}
+
+int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int cache_mode,
+                           double cache_budget)
+{
+    memset(w, 0, sizeof(*w));
+    w->maxl = maxl;
+    w->y = SERTK_NEW(schar, maxl);
+    w->st = SERTK_NEW(char, maxl);
+    w->alpha = SERTK_NEW(double, maxl);
+    w->G = SERTK_NEW(double, maxl);
+    w->Gbar = SERTK_NEW(double, maxl);
+    w->C = SERTK_NEW(double, maxl);
+    w->QD = SERTK_NEW(double, maxl);
+    w->aset = SERTK_NEW(int, maxl);
+    w->col = SERTK_NEW(int, maxl);
+    w->tmp = SERTK_NEW(int, maxl);
+    w->gidx = SERTK_NEW(int, maxl);
+    w->ysub = SERTK_NEW(schar, maxl);
+    w->Csub = SERTK_NEW(double, maxl);
+    w->asub = SERTK_NEW(double, maxl);
+    int ok = w->y && w->st && w->alpha && w->G && w->Gbar && w->C && w->QD && w->aset && w->col && w->tmp && w->gidx &&
+             w->ysub && w->Csub && w->asub;
+    if (ok && probability) {
+        w->fgidx = SERTK_NEW(int, maxl);
+        w->fy = SERTK_NEW(schar, maxl);
+        w->fC = SERTK_NEW(double, maxl);
+        w->fa = SERTK_NEW(double, maxl);
+        w->dec = SERTK_NEW(double, maxl);
+        w->fpos = SERTK_NEW(int, maxl);
+        ok = w->fgidx && w->fy && w->fC && w->fa && w->dec && w->fpos;
+    }
+    if (ok && cache_mode) {
+        ok = sertk_rcache_init(&w->cache, k, maxl, cache_budget) == SERTK_OK;
+        w->has_cache = ok;
+    }
+    if (!ok) {
+        sertk_work_free(w);
+        return SERTK_ENOMEM;
+    }
+    return SERTK_OK;
+}
+
+/*
+ * libsvm's Solver::Solve with Solver_NU's selection, shrinking and rho, on the sub-problem gidx[0..l) with
+ * labels y, bounds C and the feasible start alpha (overwritten with the solution, sub-problem order).
+ */
+static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *gidx, const schar *y,
+                          const double *C, double *alpha_io, double eps, int shrinking, int max_iter,
+                          double *rho, double *r, int *n_iter, int *timed_out)
+{
+    sertk_solver S;
+    sertk_solver *s = &S;
+    s->l = l;
+    s->active_size = l;
+    s->unshrink = 0;
+    s->eps = eps;
+    s->y = w->y;
+    s->st = w->st;
+    s->alpha = w->alpha;
+    s->G = w->G;
+    s->Gbar = w->Gbar;
+    s->C = w->C;
+    s->QD = w->QD;
+    s->aset = w->aset;
+    s->col = w->col;
+    s->tmp = w->tmp;
+    s->max_valid = 0;
+    s->k = k;
+    s->gidx = gidx;
+    s->cache = w->has_cache ? &w->cache : NULL;
+    if (s->cache) sertk_rcache_reset(s->cache, k, l, gidx);
+
+    for (int i = 0; i < l; i++) {
+        s->y[i] = y[i];
+        s->alpha[i] = alpha_io[i];
+        s->C[i] = C[i];
+        s->QD[i] = k->qd[gidx[i]];
+        s->aset[i] = i;
+        s->col[i] = s->cache ? i : gidx[i];
+        sertk_update_status(s, i);
+    }
+    /* gradient: G = Q alpha (p = 0), G_bar = sum of C_i Q_i over variables at the upper bound */
+    for (int i = 0; i < l; i++) {
+        s->G[i] = 0;
+        s->Gbar[i] = 0;
+    }
+    for (int i = 0; i < l; i++)
+        if (s->st[i] != SERTK_LOWER) {
+            if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+            const float *R = sertk_row(s, i);
+            const double ai = s->alpha[i];
+            const double yi = s->y[i];
+            for (int j = 0; j < l; j++) s->G[j] += ai * ((yi * s->y[j]) * (double)R[s->col[j]]);
+            if (s->st[i] == SERTK_UPPER) {
+                const double Ci = s->C[i];
+                for (int j = 0; j < l; j++) s->Gbar[j] += Ci * ((yi * s->y[j]) * (double)R[s->col[j]]);
+            }
+        }
+
+    int cap = max_iter;
+    if (cap < 0) cap = l > INT_MAX / 100 ? INT_MAX : (100 * l > 10000000 ? 100 * l : 10000000);
+    int iter = 0;
+    int counter = (l < 1000 ? l : 1000) + 1;
+    *timed_out = 0;
+    for (;;) {
+        /* a read of the caller's flag; it never changes the path of a fit that goes on */
+        if ((iter & 63) == 0 && sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+        if (iter >= cap) {
+            *timed_out = 1;
+            break;
+        }
+        if (--counter == 0) {
+            counter = l < 1000 ? l : 1000;
+            if (shrinking) {
+                sertk_do_shrinking(s);
+                s->max_valid = 0;
+            }
+        }
+        int i, j;
+        if (sertk_select_working_set(s, &i, &j) != 0) {
+            sertk_reconstruct_gradient(s);
+            s->active_size = l;
+            s->max_valid = 0;
+            if (sertk_select_working_set(s, &i, &j) != 0) break;
+            counter = 1; /* shrink at the next iteration */
+        }
+        ++iter;
+
+        const float *Ri = sertk_row(s, i);
+        const float *Rj = sertk_row(s, j);
+        const double Ci = s->C[i], Cj = s->C[j];
+        double *alpha = s->alpha;
+        const double old_ai = alpha[i], old_aj = alpha[j];
+
+        /* the nu working set is always within one class: y_i == y_j, Q_ij = K_ij */
+        double quad = s->QD[i] + s->QD[j] - 2 * Ri[s->col[j]];
+        if (quad <= 0) quad = SERTK_TAU;
+        double delta = (s->G[i] - s->G[j]) / quad;
+        double sum = alpha[i] + alpha[j];
+        alpha[i] -= delta;
+        alpha[j] += delta;
+        if (sum > Ci) {
+            if (alpha[i] > Ci) {
+                alpha[i] = Ci;
+                alpha[j] = sum - Ci;
+            }
+        } else {
+            if (alpha[j] < 0) {
+                alpha[j] = 0;
+                alpha[i] = sum;
+            }
+        }
+        if (sum > Cj) {
+            if (alpha[j] > Cj) {
+                alpha[j] = Cj;
+                alpha[i] = sum - Cj;
+            }
+        } else {
+            if (alpha[i] < 0) {
+                alpha[i] = 0;
+                alpha[j] = sum;
+            }
+        }
+
+        /* alpha status (G does not depend on it, so it may come first, as libsvm computes it after G) */
+        const int ui = s->st[i] == SERTK_UPPER, uj = s->st[j] == SERTK_UPPER;
+        sertk_update_status(s, i);
+        sertk_update_status(s, j);
+
+        /*
+         * G += Q_i d_i + Q_j d_j with Q_ik = y_i y_k K_ik and y_i = y_j; the same pass finds the maximal
+         * violator of each class for the next working-set selection (same comparisons, same order).
+         */
+        const double dai = alpha[i] - old_ai, daj = alpha[j] - old_aj;
+        const double yij = s->y[i];
+        {
+            const int as = s->active_size;
+            double *G = s->G;
+            const schar *yy = s->y;
+            const char *st = s->st;
+            const int *col = s->col;
+            double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
+            int ip = -1, in = -1;
+            for (int t = 0; t < as; t++) {
+                const int c = col[t];
+                double v = (double)Ri[c] * dai + (double)Rj[c] * daj;
+                const double g = G[t] + (yij * yy[t]) * v;
+                G[t] = g;
+                if (yy[t] == +1) {
+                    if (st[t] != SERTK_UPPER && -g >= Gmaxp) {
+                        Gmaxp = -g;
+                        ip = t;
+                    }
+                } else {
+                    if (st[t] != SERTK_LOWER && g >= Gmaxn) {
+                        Gmaxn = g;
+                        in = t;
+                    }
+                }
+            }
+            s->Gmaxp = Gmaxp;
+            s->Gmaxn = Gmaxn;
+            s->ip = ip;
+            s->in = in;
+            s->max_valid = 1;
+        }
+
+        /* G_bar */
+        if (ui != (s->st[i] == SERTK_UPPER)) {
+            Ri = sertk_row(s, i);
+            for (int t = 0; t < l; t++) {
+                double q = (yij * s->y[t]) * (double)Ri[s->col[t]];
+                if (ui)
+                    s->Gbar[t] -= Ci * q;
+                else
+                    s->Gbar[t] += Ci * q;
+            }
+        }
+        if (uj != (s->st[j] == SERTK_UPPER)) {
+            Rj = sertk_row(s, j);
+            for (int t = 0; t < l; t++) {
+                double q = (yij * s->y[t]) * (double)Rj[s->col[t]];
+                if (uj)
+                    s->Gbar[t] -= Cj * q;
+                else
+                    s->Gbar[t] += Cj * q;
+            }
+        }
+    }
+
+    *rho = sertk_calculate_rho(s, r);
+    for (int i = 0; i < l; i++) alpha_io[s->aset[i]] = s->alpha[i];
+    *n_iter = iter;
+    return SERTK_OK;
+}
+
+
+/*
+ * libsvm's solve_nu_svc: start from each class's budget nu*sum(C)/2 handed out in order, solve, then scale by
+ * 1/r.  On return coef[i] = y_i alpha_i / r (the dual coefficient) and *rho is the scaled rho.
+ */
+int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
+                        const int *gidx, const schar *y, const double *C, double *coef, double *rho, int *n_iter,
+                        int *timed_out)
+{
+    double nu_l = 0;
+    for (int i = 0; i < l; i++) nu_l += par->nu * C[i];
+    double sum_pos = nu_l / 2, sum_neg = nu_l / 2;
+    for (int i = 0; i < l; i++) {
+        if (y[i] == +1) {
+            coef[i] = sertk_min(C[i], sum_pos);
+            sum_pos -= coef[i];
+        } else {
+            coef[i] = sertk_min(C[i], sum_neg);
+            sum_neg -= coef[i];
+        }
+    }
+    double r;
+    int rc = sertk_nu_solve(w, k, l, gidx, y, C, coef, par->tol, par->shrinking, par->max_iter, rho, &r, n_iter,
+                            timed_out);
+    if (rc != SERTK_OK) return rc;
+    for (int i = 0; i < l; i++) coef[i] *= y[i] / r;
+    *rho /= r;
+    return SERTK_OK;
+}
