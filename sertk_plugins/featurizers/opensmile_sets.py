@@ -172,13 +172,13 @@ class OpenSmileFeaturizer(sertk.Featurizer):
             import audresample
 
             signal, rate = audresample.resample(signal, rate, self.sample_rate), self.sample_rate
-        beyond = np.count_nonzero((signal < -1.0) | (signal > _FULL_SCALE_HIGH))
-        if beyond:
-            if beyond > MAX_CLIPPED_FRACTION * signal.size:
-                peak = float(np.max(np.abs(signal)))
-                raise AudioError(path, f"{beyond} of {signal.size} samples lie beyond full scale (peak {peak:.3g}; "
-                                       f"full scale is 1.0): openSMILE analyses 16-bit audio, which would clip "
-                                       f"them; rescale the file (float audio on the int16 scale: divide by 32768)")
+        beyond = np.count_nonzero(np.abs(signal) > 1.0)
+        if beyond > MAX_CLIPPED_FRACTION * signal.size:
+            peak = float(np.max(np.abs(signal)))
+            raise AudioError(path, f"{beyond} of {signal.size} samples lie beyond full scale (peak {peak:.3g}; "
+                                   f"full scale is 1.0): openSMILE analyses 16-bit audio, which would clip "
+                                   f"them; rescale the file (float audio on the int16 scale: divide by 32768)")
+        if beyond or np.any(signal > _FULL_SCALE_HIGH):  # +1.0 itself does not fit int16 either
             signal = np.clip(signal, -1.0, _FULL_SCALE_HIGH)
         return np.ascontiguousarray(signal, dtype=np.float32), rate
 
@@ -194,11 +194,11 @@ class OpenSmileFeaturizer(sertk.Featurizer):
                 if len(smile.feature_names) != self.dim:
                     raise FeaturizerError(f"openSMILE {opensmile.__version__} gives {len(smile.feature_names)} "
                                           f"{self.feature_set} functionals; sertk expects {self.dim}")
-                # Smile warns "Segment too short, filling with NaN" (from worker threads too): _features names the
-                # file instead, so the warning only repeats it
-                warnings.filterwarnings("ignore", message="Segment too short", category=UserWarning)
                 self._smile_object = smile
-            return self._smile_object
+        # Smile warns "Segment too short, filling with NaN" (from worker threads too): _features names the file
+        # instead, so the warning would only repeat it (renewed per call: pytest and others reset the filters)
+        warnings.filterwarnings("ignore", message="Segment too short", category=UserWarning)
+        return self._smile_object
 
     def _workers(self) -> ThreadPoolExecutor:
         with self._lock:
