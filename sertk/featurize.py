@@ -8,6 +8,10 @@ embedding comes back NaN or infinite (any featurizer's, third-party ones too) fa
 cached: the callers treat both alike (``--skip-bad-audio``, ``--skip-bad``). A featurizer with
 an optional ``prefetch(paths)`` method is told the next batch before the current one is embedded, so it can
 decode ahead (the ImageBind featurizer does, in worker threads, while its model runs).
+
+Where the misses are embedded is the executor's business (:mod:`sertk.executors`: in this process, or on Ray
+workers); each runs :func:`embed_batches`, and the driver here stays the cache's only writer, committing each
+shard as it comes back.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,10 @@ import numpy as np
 from sertk import progress
 from sertk.cache import EmbeddingCache, audio_key, fingerprint_key
 from sertk.errors import AudioError, ConfigError, FeaturizerError
+from sertk.executors import EmbedJob, Executor, resolve_executor
+from sertk.plugins import recipe_of
 
-__all__ = ["NON_FINITE", "EmbedResult", "embed_paths"]
+__all__ = ["NON_FINITE", "EmbedResult", "embed_batches", "embed_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,8 @@ class EmbedResult:
     n_computed: int
     audio_keys: list[str | None] = dataclasses.field(default_factory=list)
     fp_key: str = ""
+    #: who computed the embedded files → how many ("local", or each Ray worker)
+    computed_by: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _featurizer_name(featurizer: Any) -> str:
@@ -114,6 +122,20 @@ def _embed_batch(featurizer: Any, batch: Sequence[Path], dim: int) -> tuple[list
     return vectors, reasons
 
 
+def embed_batches(featurizer: Any, batches: Sequence[Sequence[Path]], dim: int
+                  ) -> Iterator[tuple[list[np.ndarray | None], list[str | None]]]:
+    """Embed ``batches`` in order, yielding ``(vectors, reasons)`` per batch as :func:`_embed_batch` does, and
+    naming each next batch to the featurizer's optional ``prefetch`` before the current one is embedded. Every
+    executor embeds its shards with this, so failures read the same wherever the work ran."""
+    prefetch = getattr(featurizer, "prefetch", None)
+    if callable(prefetch) and batches:
+        prefetch(list(batches[0]))
+    for number, batch in enumerate(batches):
+        if callable(prefetch) and number + 1 < len(batches):  # prepared while this batch is embedded
+            prefetch(list(batches[number + 1]))
+        yield _embed_batch(featurizer, batch, dim)
+
+
 def embed_paths(
     featurizer: Any,
     paths: Sequence[str | os.PathLike],
@@ -121,6 +143,7 @@ def embed_paths(
     cache: EmbeddingCache | None,
     batch_size: int | None = None,
     desc: str = "embedding",
+    executor: Executor | str | None = None,
 ) -> EmbedResult:
     """Embed audio files with ``featurizer``, through ``cache`` when one is given.
 
@@ -135,7 +158,11 @@ def embed_paths(
     batch_size
         Files per ``featurizer.embed`` call; default ``featurizer.batch_size`` (16 if it has none).
     desc
-        Label of the progress bar.
+        Label of the progress bar (it advances per shard).
+    executor
+        Where the misses are embedded: ``None`` or ``"local"`` in this process, ``"ray"`` on a Ray cluster with
+        its defaults, or an executor instance (:func:`sertk.executors.make_executor`; the caller closes it).
+        The output is the same whichever runs them.
 
     Returns
     -------
@@ -184,23 +211,18 @@ def embed_paths(
     cached_keys = set(vectors)
     misses = [key for key in first_path if key not in vectors]
 
-    # 3. the misses, batch by batch, each batch committed before the next starts
+    # 3. the misses, shard by shard (the executor's), each shard committed as it comes back
     failed_keys: dict[str, str] = {}
+    computed_by: dict[str, int] = {}
     if misses:
         logger.debug("featurizer %r: %d distinct files to embed in batches of %d", name, len(misses), size)
+        job = EmbedJob(recipe=recipe_of(featurizer), name=name, dim=dim, batch_size=size, fp_key=fp_key)
+        runner, owned = resolve_executor(executor)
         bar = progress.bar(total=len(misses), desc=desc, unit="file")
-        prefetch = getattr(featurizer, "prefetch", None)
-        batches = [misses[start:start + size] for start in range(0, len(misses), size)]
         try:
-            if callable(prefetch):
-                prefetch([first_path[k] for k in batches[0]])
-            for number, batch_keys in enumerate(batches):
-                batch_paths = [first_path[k] for k in batch_keys]
-                if callable(prefetch) and number + 1 < len(batches):  # prepared while this batch is embedded
-                    prefetch([first_path[k] for k in batches[number + 1]])
-                rows, reasons = _embed_batch(featurizer, batch_paths, dim)
+            for shard in runner.embed(featurizer, job, [(k, first_path[k]) for k in misses]):
                 done = []
-                for key, row, reason in zip(batch_keys, rows, reasons):
+                for key, row, reason in zip(shard.keys, shard.vectors, shard.reasons):
                     if row is None:
                         failed_keys[key] = reason or "cannot be decoded"
                     else:
@@ -208,9 +230,12 @@ def embed_paths(
                         done.append((key, row))
                 if cache is not None and done:
                     cache.put_many(fp_key, fingerprint, done)
-                bar.update(len(batch_keys))
+                computed_by[shard.worker] = computed_by.get(shard.worker, 0) + len(done)
+                bar.update(len(shard.keys))
         finally:
             bar.close()
+            if owned:
+                runner.close()
 
     # 4. assemble in input order
     ok = np.zeros(len(files), dtype=bool)
@@ -235,7 +260,7 @@ def embed_paths(
     logger.info("featurizer %r: %d files: %d from the cache, %d computed (%d distinct), %d failed",
                 name, len(files), n_cached, n_computed, len(misses) - len(failed_keys), len(failures))
     return EmbedResult(embeddings=embeddings, ok=ok, failures=failures, n_cached=n_cached, n_computed=n_computed,
-                       audio_keys=keys, fp_key=fp_key)
+                       audio_keys=keys, fp_key=fp_key, computed_by=computed_by)
 
 
 def _safe_audio_key(path: Path) -> str | OSError:

@@ -267,9 +267,39 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
         raise ConfigError(f"{component.kind} {component.name!r} has no option {', '.join(map(repr, unknown))}; "
                           f"its options are: {listing}")
     try:
-        return component.cls(**fixed, **options)
+        instance = component.cls(**fixed, **options)
     except ConfigError:
         raise  # already says which component and option
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r}: bad options {options!r}: {exc}") from exc
+    try:  # how it was built, so another process (a Ray worker) can build the same one: see recipe_of
+        setattr(instance, RECIPE_ATTRIBUTE, Recipe(component.kind, component.name, dict(options), dict(fixed)))
+    except (AttributeError, TypeError):  # __slots__ or a frozen class: such an instance cannot be rebuilt elsewhere
+        pass
+    return instance
+
+
+#: the attribute :func:`instantiate` sets on what it builds
+RECIPE_ATTRIBUTE = "sertk_recipe"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How :func:`instantiate` built a component: its registry name and options, enough to build the same one in
+    another process through that process's registry (a Ray worker builds its featurizer from this)."""
+
+    kind: str
+    name: str
+    options: dict[str, Any]
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self) -> Any:
+        """The component again, from this process's plugin registry."""
+        return instantiate(get_component(self.kind, self.name), dict(self.options), **self.fixed)
+
+
+def recipe_of(instance: Any) -> Recipe | None:
+    """The :class:`Recipe` :func:`instantiate` recorded on ``instance``; ``None`` for one built by hand."""
+    recipe = getattr(instance, RECIPE_ATTRIBUTE, None)
+    return recipe if isinstance(recipe, Recipe) else None
 
