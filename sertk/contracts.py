@@ -125,6 +125,14 @@ class Featurizer:
       embeddings do not).
     - optional ``prefetch(paths)``: the host names the next batch before embedding the current one, so the
       featurizer may decode it in the background (a hint: it must not fail, nor hold unused batches forever).
+    - optional ``blocks``: ``[(label, dim), ...]`` in column order, summing to :attr:`dim`, for an embedding made
+      of parts (``concat``); after z-scoring, the pipeline scales each block by 1/sqrt(its dim), so every part
+      weighs alike whatever its number of columns. Optional ``parts`` (the part featurizers, in that order): the
+      host embeds each through the cache under its own fingerprint and puts the rows side by side
+      (:mod:`sertk.composite`), never calling the composite's :meth:`embed`.
+    - optional ``extra``: the sertk extra (``pip install sertk[EXTRA]``) whose package the featurizer needs;
+      ``sertk list`` says how to get it when missing, and the constructor should call
+      :func:`sertk.extras.require_extra`.
     """
 
     name: ClassVar[str]

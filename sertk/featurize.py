@@ -178,6 +178,10 @@ def embed_paths(
     ConfigError
         If ``batch_size`` is not a positive integer.
     """
+    if getattr(featurizer, "parts", None):  # a composite (concat): each part cached under its own fingerprint
+        from sertk.composite import embed_parts
+
+        return embed_parts(featurizer, paths, cache=cache, batch_size=batch_size, desc=desc, executor=executor)
     name = _featurizer_name(featurizer)
     files: list[Path] = [Path(p) for p in paths]
     size = batch_size if batch_size is not None else getattr(featurizer, "batch_size", 16)
