@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sertk_plugins.featurizers.handcrafted",
     "sertk_plugins.featurizers.imagebind",
     "sertk_plugins.featurizers.opensmile_sets",
+    "sertk_plugins.featurizers.hf",
     "sertk_plugins.featurizers.concat",
     "sertk_plugins.classifiers.nusvm",
     "sertk_plugins.classifiers.nusvm_tuned",
