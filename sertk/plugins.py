@@ -275,7 +275,8 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r}: bad options {options!r}: {exc}") from exc
     try:  # how it was built, so another process (a Ray worker) can build the same one: see recipe_of
-        setattr(instance, RECIPE_ATTRIBUTE, Recipe(component.kind, component.name, dict(options), dict(fixed)))
+        setattr(instance, RECIPE_ATTRIBUTE, Recipe(component.kind, component.name, dict(options), dict(fixed),
+                                                   plugin=component.plugin.name))
     except (AttributeError, TypeError):  # __slots__ or a frozen class: such an instance cannot be rebuilt elsewhere
         pass
     return instance
@@ -294,6 +295,8 @@ class Recipe:
     name: str
     options: dict[str, Any]
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the plugin that provided it (a built-in's module path, else its entry-point name); "" when unknown
+    plugin: str = ""
 
     def build(self) -> Any:
         """The component again, from this process's plugin registry."""

@@ -42,12 +42,23 @@ logger = logging.getLogger(__name__)
               help="Embedding cache directory (default: $SERTK_CACHE_DIR, else $SERTK_HOME/cache).")
 @click.option("--skip-bad", is_flag=True,
               help="Leave out files that cannot be embedded (listed in the array `failed`) instead of failing.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where featurization runs: this process, or a Ray cluster (docs/distributed.md).")
+@click.option("--ray-address", default=None,
+              help="Ray cluster to join (with --executor ray).  [default: $RAY_ADDRESS, else a new local cluster on "
+                   "127.0.0.1]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers (with --executor ray).  [default: as many as the cluster holds]")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per Ray worker (with --executor ray).  [default: 1 when the cluster has GPUs, else 0]")
 @click.pass_context
 def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, weights: str | None,
             options: tuple[str, ...], out: Path, overwrite: bool, batch_size: int | None, no_cache: bool,
-            cache_dir: Path | None, skip_bad: bool) -> None:
+            cache_dir: Path | None, skip_bad: bool, executor: str, ray_address: str | None, workers: int | None,
+            gpus_per_worker: float | None) -> None:
     """Embed audio FILEs with a featurizer and write paths + embeddings to an .npz."""
     from sertk.cache import EmbeddingCache, canonical_json
+    from sertk.executors import make_executor
     from sertk.featurize import embed_paths
     from sertk.options import parse_assignments
     from sertk.outputs import check_output_file
@@ -55,6 +66,8 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
 
     if no_cache and cache_dir is not None:
         raise click.UsageError("--no-cache and --cache-dir exclude each other")
+    if executor != "ray" and (ray_address, workers, gpus_per_worker) != (None, None, None):
+        raise click.UsageError("--ray-address, --workers and --gpus-per-worker go with --executor ray")
     featurizer_options = parse_assignments(options)
     if weights is not None:
         if "weights" in featurizer_options:
@@ -64,11 +77,13 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
     check_output_file(out, overwrite=overwrite, is_ours=is_embeddings_file,
                       what="an embeddings file written by sertk embed")
 
+    runner = make_executor(executor, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
     cache = None if no_cache else EmbeddingCache(cache_dir)
     try:
         result = embed_paths(featurizer, [Path(f) for f in files], cache=cache, batch_size=batch_size,
-                             desc=f"embed ({featurizer_name})")
+                             desc=f"embed ({featurizer_name})", executor=runner)
     finally:
+        runner.close()
         if cache is not None:
             cache.close()
 

@@ -28,8 +28,9 @@ def command(as_json: bool) -> None:
                          "version": plugin.version, "builtin": plugin.builtin, "description": description,
                          "install": install_hint(extra) if extra else None})
     broken = [{"name": b.name, "package": b.package, "error": b.error} for b in host.broken]
+    executors = _executors()
     if as_json:
-        click.echo(json.dumps({"components": rows, "broken_plugins": broken}, indent=2))
+        click.echo(json.dumps({"components": rows, "executors": executors, "broken_plugins": broken}, indent=2))
         return
     for kind in KINDS:
         click.secho(f"{kind}s:", bold=True)
@@ -41,5 +42,33 @@ def command(as_json: bool) -> None:
                 click.echo(f"  {'':<16} {row['description']}")
             if row["install"]:
                 click.echo(f"  {'':<16} not installed: {row['install']}")
+    click.secho("executors:", bold=True)
+    for row in executors:
+        click.echo(f"  {row['name']:<16} {row['description']}" + (f" ({row['package']})" if row["package"] else ""))
+        if row["install"]:
+            click.echo(f"  {'':<16} not installed: {row['install']}")
     for b in broken:
         click.secho(f"plugin {b['name']!r} ({b['package']}) failed to load: {b['error']}", fg="red", err=True)
+
+
+def _executors() -> list[dict]:
+    """Where featurization can run (``--executor``), and whether the package each needs is installed (found, not
+    imported: ``sertk list`` imports no Ray)."""
+    import importlib.metadata
+
+    from sertk.executors import EXECUTORS
+    from sertk.extras import install_hint, is_installed
+
+    rows = []
+    for name, description in EXECUTORS.items():
+        extra = name if name != "local" else None
+        installed = extra is None or is_installed(extra)
+        package = None
+        if extra is not None and installed:
+            try:
+                package = f"{extra} {importlib.metadata.version(extra)}"
+            except importlib.metadata.PackageNotFoundError:
+                package = extra
+        rows.append({"name": name, "description": description, "installed": installed, "package": package,
+                     "install": None if installed else install_hint(extra or "")})
+    return rows

@@ -250,14 +250,18 @@ class _FeaturizerWorker:
 
     def __init__(self, recipe: Recipe, load_plugins: str | None) -> None:
         from sertk.cache import fingerprint_key
-        from sertk.plugins import LOAD_PLUGINS_ENV, reset_host
+        from sertk.plugins import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, PluginHost, instantiate, reset_host
 
         self.error: BaseException | None = None
         try:
             if load_plugins is not None:  # the driver's plugin selection, not whatever this host's environment says
                 os.environ[LOAD_PLUGINS_ENV] = load_plugins
                 reset_host()
-            self.featurizer = recipe.build()
+            if recipe.plugin in DEFAULT_PLUGINS:  # a built-in: its own module only (no classifiers, no scikit-learn)
+                host = PluginHost(builtins=[recipe.plugin], load_external=False)
+                self.featurizer = instantiate(host.get(recipe.kind, recipe.name), dict(recipe.options), **recipe.fixed)
+            else:
+                self.featurizer = recipe.build()
             self.fp_key = fingerprint_key(self.featurizer.fingerprint())
         except Exception as exc:  # noqa: BLE001 - reported by ready(), where the driver sees it as itself
             self.error = exc
