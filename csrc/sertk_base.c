@@ -152,6 +152,8 @@ const char *sertk_nusvm_strerror(int status)
         return "could not start a thread";
     case SERTK_ECANCELLED:
         return "cancelled";
+    case SERTK_EBUDGET:
+        return "the kernel memory budget is too small for this training set";
     default:
         return "unknown status";
     }

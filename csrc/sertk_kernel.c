@@ -107,7 +107,8 @@ int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double bud
     memset(c, 0, sizeof(*c));
     double rows = budget / ((double)maxl * sizeof(float));
     int cap = rows > (double)maxl ? maxl : (int)rows;
-    if (cap < 4) cap = 4; /* like libsvm, at least a few rows whatever the budget */
+    /* libsvm takes a few rows whatever the budget; we never exceed it (the caller checks min_cache_bytes first) */
+    if (cap < SERTK_MIN_CACHE_ROWS) return SERTK_EBUDGET;
     c->cap = cap;
     c->maxl = maxl;
     c->block = cap - 2 < 64 ? cap - 2 : 64;

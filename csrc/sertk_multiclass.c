@@ -254,6 +254,35 @@ static void sertk_class_weights(int n, const int *y, const double *w, int k, dou
     for (int i = 0; i < n; i++) cnt[y[i]] += w[i]; /* summed in sample order, as libsvm's check */
 }
 
+double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads)
+{
+    if (n < 1 || !y || n_classes < 2 || n_threads < 1) return -1;
+    int *count = SERTK_NEW(int, n_classes);
+    if (!count) return -1;
+    for (int c = 0; c < n_classes; c++) count[c] = 0;
+    for (int i = 0; i < n; i++) {
+        if (y[i] < 0 || y[i] >= n_classes) {
+            free(count);
+            return -1;
+        }
+        count[y[i]]++;
+    }
+    /* the largest sub-problem: the two largest classes */
+    int first = 0, second = 0;
+    for (int c = 0; c < n_classes; c++) {
+        if (count[c] > first) {
+            second = first;
+            first = count[c];
+        } else if (count[c] > second) {
+            second = count[c];
+        }
+    }
+    free(count);
+    const int pairs = n_classes * (n_classes - 1) / 2;
+    const int workers = n_threads < pairs ? n_threads : pairs;
+    return (double)workers * SERTK_MIN_CACHE_ROWS * (double)(first + second) * sizeof(float);
+}
+
 double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
                                    int *worst_j)
 {
@@ -402,6 +431,10 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
 
     const double gram_bytes = (double)n * (double)n * sizeof(float);
     const int gram_mode = gram_bytes <= par->cache_bytes;
+    if (!gram_mode && par->cache_bytes < sertk_nusvm_min_cache_bytes(n, prob->y, K, par->n_threads)) {
+        rc = SERTK_EBUDGET; /* before any large allocation, and never more memory than the budget */
+        goto done;
+    }
     if (gram_mode) {
         gram = sertk_big_alloc((size_t)n * n * sizeof(float));
         if (!gram) {

@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define SERTK_NUSVM_ABI_VERSION 2 /* 2: sertk_nusvm_params.cancel, SERTK_ECANCELLED */
+#define SERTK_NUSVM_ABI_VERSION 3 /* 2: sertk_nusvm_params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET */
 
 /* status codes */
 enum {
@@ -38,7 +38,8 @@ enum {
     SERTK_EINVAL = 2,      /* an argument is out of range (sizes, labels, weights, nu, tol, kernel) */
     SERTK_EINFEASIBLE = 3, /* nu is infeasible for the (weighted) class sizes of some pair */
     SERTK_ETHREAD = 4,     /* a worker thread could not be started */
-    SERTK_ECANCELLED = 5   /* *params.cancel was set while fitting */
+    SERTK_ECANCELLED = 5,  /* *params.cancel was set while fitting */
+    SERTK_EBUDGET = 6      /* params.cache_bytes is below sertk_nusvm_min_cache_bytes() */
 };
 
 /* kernels (values follow libsvm's numbering) */
@@ -71,7 +72,7 @@ typedef struct {
     double tol;          /* stopping tolerance on the maximal violation, > 0 (libsvm's eps) */
     int shrinking;       /* 0 or 1 */
     int max_iter;        /* per sub-problem; -1: libsvm's own cap max(10^7, 100 l) */
-    double cache_bytes;  /* memory budget for kernel values, bytes */
+    double cache_bytes;  /* memory budget for kernel values, bytes: never exceeded (see min_cache_bytes) */
     int n_threads;       /* >= 1; sub-problems and kernel blocks run in parallel */
     int probability;     /* 1: fit Platt sigmoids on 5-fold cross-validated decision values */
     const volatile int *cancel; /* NULL, or a flag another thread may set to nonzero to stop the fit */
@@ -125,6 +126,14 @@ void sertk_nusvm_model_free(sertk_nusvm_model *model);
  */
 double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
                                    int *worst_j);
+
+/*
+ * The least params.cache_bytes a fit of these labels can run in: SERTK_MIN_CACHE_ROWS kernel rows of the largest
+ * one-vs-one sub-problem for each worker thread (min(n_threads, pairs) of them).  Below it, sertk_nusvm_fit
+ * returns SERTK_EBUDGET instead of exceeding the budget.  Returns -1 for invalid arguments.
+ */
+#define SERTK_MIN_CACHE_ROWS 4
+double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads);
 
 /*
  * One-vs-one decision values dec[m x n_pairs] (row-major).  X is the m x d test matrix; sv the n_sv x d support

@@ -421,15 +421,13 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
         w->fpos = SERTK_NEW(int, maxl);
         ok = w->fgidx && w->fy && w->fC && w->fa && w->dec && w->fpos;
     }
-    if (ok && cache_mode) {
-        ok = sertk_rcache_init(&w->cache, k, maxl, cache_budget) == SERTK_OK;
-        w->has_cache = ok;
+    int rc = ok ? SERTK_OK : SERTK_ENOMEM;
+    if (rc == SERTK_OK && cache_mode) {
+        rc = sertk_rcache_init(&w->cache, k, maxl, cache_budget);
+        w->has_cache = rc == SERTK_OK;
     }
-    if (!ok) {
-        sertk_work_free(w);
-        return SERTK_ENOMEM;
-    }
-    return SERTK_OK;
+    if (rc != SERTK_OK) sertk_work_free(w);
+    return rc;
 }
 
 /*

@@ -91,6 +91,14 @@ def _label(value: Any) -> str:
 _VALIDATION_ATTRS = ("n_features_in_", "feature_names_in_")
 
 
+def _round_up(value: float, digits: int = 3) -> float:
+    """``value`` rounded up to ``digits`` significant digits (a size the user can type that is large enough)."""
+    if value <= 0:
+        return value
+    scale = 10.0 ** (digits - 1 - int(np.floor(np.log10(value))))
+    return float(np.ceil(value * scale * (1 - 1e-12)) / scale)
+
+
 def _resolve_n_jobs(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None:
@@ -128,8 +136,10 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         Fit Platt sigmoids on 5-fold cross-validated decision values and couple them pairwise (libsvm's method),
         enabling :meth:`predict_proba`.  The folds are drawn from ``random_state``.
     cache_size : float, default=1024
-        Memory budget for kernel values, in MiB.  The whole training Gram matrix (4 n^2 bytes) is used when it
-        fits; otherwise each worker keeps an LRU cache of kernel rows of this size divided by the workers.
+        Memory budget for kernel values, in MiB, never exceeded.  The whole training Gram matrix (4 n^2 bytes) is
+        used when it fits; otherwise each worker keeps an LRU cache of kernel rows of this size divided by the
+        workers.  A budget below a few rows of the largest class pair per worker raises ``ValueError`` with the
+        size needed (libsvm silently takes more).
     class_weight : dict, "balanced" or None, default=None
         Multiplies the per-sample upper bounds of class c by ``class_weight[c]``, exactly like a sample weight.
         Unlike :class:`sklearn.svm.NuSVC`, which accepts the parameter but whose solver ignores it, this acts on
@@ -316,6 +326,16 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                 self.__dict__.pop(a, None)
             self.__dict__.update(before)
             raise
+        except _nusvm.KernelBudgetError:
+            need_mb = _round_up(_nusvm.min_cache_bytes(y_fit, k, n_threads) / 2**20)
+            workers = min(n_threads, k * (k - 1) // 2)
+            raise ValueError(
+                f"cache_size={self.cache_size!r} MiB is too small for this training set: the whole Gram matrix "
+                f"needs {4 * len(y_fit) ** 2 / 2**20:.1f} MiB and the kernel-row cache at least {need_mb:g} MiB "
+                f"({_nusvm.MIN_CACHE_ROWS} rows of the largest class pair per worker thread, {workers} worker"
+                f"{'s' if workers > 1 else ''}); raise cache_size to at least {need_mb:g}"
+                + (", or use fewer n_jobs" if workers > 1 else "")
+            ) from None
         except _nusvm.InfeasibleNuError:
             wsum = np.zeros(k)
             np.add.at(wsum, y_fit, w_fit)

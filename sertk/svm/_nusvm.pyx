@@ -68,6 +68,8 @@ cdef extern from "sertk_nusvm.h" nogil:
     int SERTK_ENOMEM
     int SERTK_EINFEASIBLE
     int SERTK_ECANCELLED
+    int SERTK_EBUDGET
+    int SERTK_MIN_CACHE_ROWS
     int SERTK_KERNEL_LINEAR
     int SERTK_KERNEL_RBF
     int SERTK_KERNEL_PRECOMPUTED
@@ -77,6 +79,7 @@ cdef extern from "sertk_nusvm.h" nogil:
     int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params,
                         const sertk_blas *blas, sertk_nusvm_model *model)
     void sertk_nusvm_model_free(sertk_nusvm_model *model)
+    double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads)
     double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
                                        int *worst_j)
     int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
@@ -91,6 +94,8 @@ cdef extern from "sertk_nusvm.h" nogil:
 
 KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed": SERTK_KERNEL_PRECOMPUTED}
 ABI_VERSION = SERTK_NUSVM_ABI_VERSION
+#: kernel rows of the largest class pair each worker needs at least in the row-cache path
+MIN_CACHE_ROWS = SERTK_MIN_CACHE_ROWS
 
 
 cdef sertk_blas _blas() noexcept nogil:
@@ -102,6 +107,10 @@ cdef sertk_blas _blas() noexcept nogil:
 
 class InfeasibleNuError(ValueError):
     """ν is infeasible for the (weighted) class sizes of some pair: ν (W_i + W_j) / 2 > min(W_i, W_j)."""
+
+
+class KernelBudgetError(ValueError):
+    """``cache_bytes`` is below what the row cache needs (:func:`min_cache_bytes`); the core never exceeds it."""
 
 
 class FitCancelledError(RuntimeError):
@@ -122,7 +131,20 @@ cdef int _check(int rc) except -1:
         raise InfeasibleNuError(message)
     if rc == SERTK_ECANCELLED:
         raise FitCancelledError(message)
+    if rc == SERTK_EBUDGET:
+        raise KernelBudgetError(message)
     raise ValueError(message)
+
+
+def min_cache_bytes(const int[::1] y, int n_classes, int n_threads=1):
+    """The least ``cache_bytes`` a fit of labels ``y`` runs in when the Gram matrix does not fit: a few kernel rows
+    of the largest one-vs-one sub-problem per worker thread."""
+    if y.shape[0] < 1:
+        raise ValueError("y is empty")
+    cdef double need = sertk_nusvm_min_cache_bytes(<int>y.shape[0], &y[0], n_classes, n_threads)
+    if need < 0:
+        raise ValueError("invalid labels or thread count")
+    return need
 
 
 def _kernel_code(kernel):

@@ -1,0 +1,61 @@
+"""The kernel-memory budget (``cache_size``): every budget that runs gives libsvm's model, none is exceeded, and
+one too small to run says so with the size it needs.
+
+The row cache holds ``floor(budget / workers / (4 bytes * l_max))`` rows of the largest class pair (``l_max``
+samples), at least ``MIN_CACHE_ROWS``; libsvm takes a few rows whatever its budget, we refuse instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.svm import NuSVC as SkNuSVC
+from test_parity import assert_same_model
+
+from sertk.svm import NuSVC, _nusvm
+
+
+def _codes(y: np.ndarray) -> np.ndarray:
+    return np.unique(y, return_inverse=True)[1].astype(np.int32)
+
+
+def test_min_cache_bytes_is_min_rows_of_the_largest_pair_per_worker():
+    y = np.array([0] * 5 + [1] * 7 + [2] * 3 + [3] * 2, dtype=np.int32)
+    row = 4 * (7 + 5)  # float32 values in a row of the largest pair (classes 1 and 0)
+    assert _nusvm.min_cache_bytes(y, 4, 1) == _nusvm.MIN_CACHE_ROWS * row
+    assert _nusvm.min_cache_bytes(y, 4, 2) == 2 * _nusvm.MIN_CACHE_ROWS * row
+    assert _nusvm.min_cache_bytes(y, 4, 64) == 6 * _nusvm.MIN_CACHE_ROWS * row  # never more workers than pairs
+    with pytest.raises(ValueError):
+        _nusvm.min_cache_bytes(np.array([0, 5], dtype=np.int32), 2, 1)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_budget_too_small_names_the_size_needed(datasets, n_jobs):
+    X, y = datasets["emb_4class"]
+    need_mb = _nusvm.min_cache_bytes(_codes(y), 4, n_jobs) / 2**20
+    with pytest.raises(ValueError, match=r"cache_size=.* MiB is too small .* at least [0-9.]+ MiB") as info:
+        NuSVC(nu=0.2, cache_size=need_mb * 0.999, n_jobs=n_jobs).fit(X, y)
+    suggested = float(str(info.value).rsplit("at least ", 1)[1].split()[0].rstrip(","))
+    assert suggested >= need_mb  # the number in the message is large enough to run
+    assert ("fewer n_jobs" in str(info.value)) == (n_jobs > 1)
+    NuSVC(nu=0.2, cache_size=suggested, n_jobs=n_jobs).fit(X, y)
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("rows", ["minimum", "a tenth of the pair", "whole pair"])
+def test_every_budget_that_runs_gives_libsvms_model(datasets, rows, n_jobs):
+    # from the least budget (4 rows per worker: almost every kernel row recomputed, evicted at once) up to a cache
+    # that holds the largest pair whole, by BLAS blocks of every size in between: one model, libsvm's
+    X, y = datasets["emb_4class"]
+    codes = _codes(y)
+    counts = np.sort(np.bincount(codes))[::-1]
+    l_max = int(counts[0] + counts[1])
+    workers = min(n_jobs, 6)
+    n_rows = {"minimum": _nusvm.MIN_CACHE_ROWS, "a tenth of the pair": l_max // 10, "whole pair": l_max}[rows]
+    cache_mb = workers * n_rows * 4 * l_max / 2**20
+    assert cache_mb < 4 * len(y) ** 2 / 2**20  # below the Gram matrix: the row-cache path
+    ref = SkNuSVC(nu=0.2).fit(X, y)
+    ours = NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=n_jobs).fit(X, y)
+    assert ours.kernel_mode_ == "cache"
+    assert_same_model(ours, ref, X[:200])
