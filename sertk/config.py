@@ -4,8 +4,8 @@ The resolved configuration is saved as ``config.toml`` next to a run's results; 
 RUN/config.toml`` repeats the run exactly. Layout of the file::
 
     seed = 0
+    normalize = "global"                  # none | global | speaker (sertk.normalize)
     out = "runs/demo"
-    executor = "local"                    # or "ray", with ray_address, workers, gpus_per_worker (docs/distributed.md)
     [dataset]
     name = "demo"
     root = "/data/IEMOCAP_full_release"   # optional
@@ -67,7 +67,10 @@ class RunConfig:
     protocol: ComponentConfig = dataclasses.field(default_factory=lambda: _default("protocol"))
     data_root: str | None = None
     seed: int = 0
-    #: z-score features on each training split; ``None`` = the featurizer's recommendation
+    #: feature normalisation per fold (:mod:`sertk.normalize`): ``none``, ``global`` or ``speaker``; ``None`` = the
+    #: featurizer's recommendation (its ``standardize``: ``global``, else ``none``)
+    normalize: str | None = None
+    #: the older spelling: true = ``normalize = "global"``, false = ``"none"``
     standardize: bool | None = None
     #: embedding cache: on by default; ``cache_dir`` None = the default location
     cache: bool = True
@@ -81,13 +84,6 @@ class RunConfig:
     plots: bool = True
     #: save the trained pipeline in ``out/model`` for ``sertk predict`` (when the classifier can be saved)
     save_model: bool = True
-    #: where featurization runs (:mod:`sertk.executors`): ``local`` (this process) or ``ray`` (a Ray cluster:
-    #: ``ray_address`` None = ``$RAY_ADDRESS``, else a new local cluster; ``workers`` and ``gpus_per_worker`` None =
-    #: as many as the cluster holds, one GPU each when it has GPUs). Where, not what: results are the same.
-    executor: str = "local"
-    ray_address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float | None = None
     out: str | None = None
 
     # -- conversion ------------------------------------------------------------------------------------------
@@ -125,6 +121,29 @@ class RunConfig:
             else:
                 known = ", ".join(list(COMPONENT_KINDS) + sorted(scalars))
                 raise ConfigError(f"{source}: unknown key {key!r}; known keys: {known}")
+        self._overlay_normalization(data, source)
+
+    def _overlay_normalization(self, data: Mapping[str, Any], source: str) -> None:
+        """``standardize`` is an alias of ``normalize`` (true: global, false: none): the two may not contradict
+        each other in one layer, and a later layer's setting of either replaces an earlier one's of the other."""
+        normalize, standardize = data.get("normalize"), data.get("standardize")
+        if normalize is not None and standardize is not None and normalize != _STANDARDIZE_ALIAS[standardize]:
+            flag = "--standardize" if standardize else "--no-standardize"
+            raise ConfigError(f"{source}: standardize = {str(standardize).lower()} ({flag}) means normalize = "
+                              f"{_STANDARDIZE_ALIAS[standardize]!r}, which contradicts normalize = {normalize!r}; "
+                              f"give only one of them")
+        if normalize is not None and standardize is None:
+            self.standardize = None
+        elif standardize is not None and normalize is None:
+            self.normalize = None
+
+    def normalization(self, featurizer_default: str) -> str:
+        """The normalisation mode this configuration asks for, given the featurizer's default."""
+        if self.normalize is not None:
+            return self.normalize
+        if self.standardize is not None:
+            return _STANDARDIZE_ALIAS[self.standardize]
+        return featurizer_default
 
     def _update_component(self, kind: str, table: Any, source: str) -> None:
         if isinstance(table, str):
@@ -160,6 +179,7 @@ class RunConfig:
 
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
+    "normalize": (str, type(None)),
     "standardize": (bool, type(None)),
     "cache": (bool,),
     "cache_dir": (str, type(None)),
@@ -168,10 +188,6 @@ _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
     "repeats": (int,),
     "plots": (bool,),
     "save_model": (bool,),
-    "executor": (str,),
-    "ray_address": (str, type(None)),
-    "workers": (int, type(None)),
-    "gpus_per_worker": (int, float, type(None)),
     "out": (str, type(None)),
 }
 
@@ -187,24 +203,15 @@ def _check_scalar(key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {key} must be {want}, got {value!r}")
     if key in ("batch_size", "repeats") and value is not None and value < 1:
         raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
-    if key in ("executor", "workers", "gpus_per_worker"):
-        _check_executor_option(key, value, source)
+    if key == "normalize" and value is not None:
+        from sertk.normalize import check_mode
+
+        check_mode(value, f"{source}: normalize")
     return value
 
 
-def _check_executor_option(key: str, value: Any, source: str) -> None:
-    from sertk.executors import EXECUTORS
-
-    if key == "executor" and value not in EXECUTORS:
-        raise ConfigError(f"{source}: executor must be one of {', '.join(EXECUTORS)}, got {value!r}")
-    if key == "executor" and value == "ray":
-        from sertk.extras import require_extra
-
-        require_extra("ray", f"{source}: executor = 'ray'", ConfigError)
-    if key == "workers" and value is not None and value < 1:
-        raise ConfigError(f"{source}: workers must be at least 1, got {value}")
-    if key == "gpus_per_worker" and value is not None and value < 0:
-        raise ConfigError(f"{source}: gpus_per_worker must be 0 or more, got {value}")
+#: the normalisation each value of the older ``standardize`` key means
+_STANDARDIZE_ALIAS = {True: "global", False: "none"}
 
 
 #: named starting points: ``--preset paper`` is the paper's experiment, ``paper-si`` its speaker-independent twin

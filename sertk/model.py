@@ -1,9 +1,11 @@
 """A trained pipeline on disk, without pickle: what ``sertk run`` saves and ``sertk predict`` loads.
 
-Layout of ``MODEL_DIR`` (format ``sertk-model/1``)::
+Layout of ``MODEL_DIR`` (format ``sertk-model/1``; ``sertk-model/2`` for per-speaker normalisation)::
 
-    model.json        format, sertk version, labels, featurizer name/options/fingerprint, classifier name/options
-    scaler.npz        mean and std of the training features (only when the run standardised them)
+    model.json        format, sertk version, labels, featurizer name/options/fingerprint, classifier name/options,
+                      normalisation (mode, blocks)
+    scaler.npz        global: mean and std of the training features (block scaling folded into std); speaker: the
+                      training features' mean and std (the fallback of small speakers) and the block scale
     classifier.model  the classifier's own non-pickle file, written by its ``save(path)``
     digests.json      the sha256 of each file above; written last
 
@@ -15,6 +17,12 @@ the scikit-learn references ``sklearn-nusvc``, ``sklearn-svc`` and ``logreg`` (s
 their own class) can; for others ``sertk run`` says so in its report. ``sertk predict`` refuses a model whose
 featurizer fingerprint differs from the featurizer it would build now (other weights, options or preprocessing),
 because its embeddings would not be the ones the classifier was trained on.
+
+A model trained with ``--normalize speaker`` expects each speaker's features z-scored with that speaker's own
+statistics, which no training data can give for a new speaker: :meth:`TrainedModel.scores` refuses it unless told
+that the files are one speaker's (``sertk predict --one-speaker``), whose statistics then come from those files
+(unlabelled), as ``sertk run`` did for each test speaker. Such models are written as ``sertk-model/2``, so an older
+sertk refuses them instead of predicting from wrongly normalised features.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +39,13 @@ from sertk import __version__
 from sertk.atomic import atomic_path, atomic_write_text
 from sertk.errors import ModelError
 
+if TYPE_CHECKING:
+    from sertk.normalize import FittedNormalization
+
 FORMAT = "sertk-model/1"
+#: the format of models that need per-speaker statistics at prediction time (``--normalize speaker``)
+FORMAT_SPEAKER = "sertk-model/2"
+READABLE_FORMATS = (FORMAT, FORMAT_SPEAKER)
 CLASSIFIER_FILE = "classifier.model"
 DIGESTS_FILE = "digests.json"
 DIGESTS_FORMAT = "sertk-model-digests/1"
@@ -45,20 +59,35 @@ def can_save(model: Any) -> bool:
 
 
 def save_model(directory: Path, *, labels: Sequence[str], featurizer: dict[str, Any], classifier: dict[str, Any],
-               model: Any, scaler: tuple[np.ndarray, np.ndarray] | None) -> Path:
-    """Write a trained pipeline; ``digests.json`` is written last, so its presence means the folder is complete."""
+               model: Any, scaler: tuple[np.ndarray, np.ndarray] | None = None,
+               normalization: FittedNormalization | None = None) -> Path:
+    """Write a trained pipeline; ``digests.json`` is written last, so its presence means the folder is complete.
+
+    The features' normalisation is either a global ``scaler`` (mean, std) or a fitted ``normalization``.
+    """
     if not can_save(model):
         raise ModelError(f"classifier {classifier['name']!r} has no save()/load(): it cannot be saved without pickle")
+    mode = normalization.mode if normalization is not None else ("global" if scaler is not None else "none")
+    arrays: dict[str, np.ndarray] = {}
+    if normalization is not None and normalization.reference is not None:
+        reference, scale = normalization.reference, normalization.scale
+        if mode == "global":  # (x - mean) / std * scale, as one divisor: the layout every sertk-model/1 has
+            arrays = {"mean": reference.mean, "std": reference.std if scale is None else reference.std / scale}
+        else:
+            arrays = {"mean": reference.mean, "std": reference.std, **({} if scale is None else {"scale": scale})}
+    elif scaler is not None:
+        arrays = {"mean": scaler[0], "std": scaler[1]}
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / CLASSIFIER_FILE) as tmp:
         model.save(tmp)
-    if scaler is not None:
+    if arrays:
         with atomic_path(directory / "scaler.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, mean=scaler[0], std=scaler[1])
+            np.savez(fh, **arrays)
     elif (directory / "scaler.npz").exists():
         (directory / "scaler.npz").unlink()
-    meta = {"format": FORMAT, "sertk_version": __version__, "labels": list(labels), "featurizer": featurizer,
-            "classifier": classifier, "standardize": scaler is not None}
+    meta = {"format": FORMAT_SPEAKER if mode == "speaker" else FORMAT, "sertk_version": __version__,
+            "labels": list(labels), "featurizer": featurizer, "classifier": classifier,
+            "standardize": mode == "global", "normalization": {"mode": mode}}
     atomic_write_text(directory / "model.json", json.dumps(meta, indent=2) + "\n")
     write_digests(directory)
     return directory
@@ -104,12 +133,23 @@ def verify_digests(directory: Path) -> None:
 
 @dataclasses.dataclass
 class TrainedModel:
-    """A loaded pipeline: featurizer description, scaler and classifier."""
+    """A loaded pipeline: featurizer description, scaler and classifier.
+
+    ``scaler`` is the global normalisation's (mean, std); a model trained with per-speaker normalisation has
+    ``normalization`` instead (the training statistics small speakers fall back on, and the block scale).
+    """
 
     directory: Path
     meta: dict[str, Any]
     classifier: Any
     scaler: tuple[np.ndarray, np.ndarray] | None
+    normalization: FittedNormalization | None = None
+
+    @property
+    def normalize(self) -> str:
+        """The normalisation mode the classifier was trained behind: ``none``, ``global`` or ``speaker``."""
+        return self.normalization.mode if self.normalization is not None else (
+            "global" if self.scaler is not None else "none")
 
     @property
     def labels(self) -> list[str]:
@@ -131,16 +171,39 @@ class TrainedModel:
                              f"fingerprint (differs in: {', '.join(keys)}); use the same weights and options")
         return featurizer
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def check_input(self, n: int, *, one_speaker: bool) -> None:
+        """Refuse, saying why and what to do, to normalise ``n`` recordings that a per-speaker model cannot: ones
+        not said to be one speaker's, or too few to estimate that speaker's statistics."""
+        if self.normalize != "speaker":
+            return
+        from sertk.normalize import MIN_SPEAKER_UTTERANCES
+
+        if not one_speaker:
+            raise ModelError(
+                f"model {self.directory} was trained with per-speaker normalisation (--normalize speaker): its "
+                f"classifier expects each speaker's features z-scored with that speaker's own statistics, which a "
+                f"saved model cannot know for a new speaker; pass at least {MIN_SPEAKER_UTTERANCES} recordings of "
+                f"ONE speaker with --one-speaker (they are normalised with their own statistics), or train with "
+                f"--normalize global to predict single files")
+        if n < MIN_SPEAKER_UTTERANCES:
+            raise ModelError(f"per-speaker normalisation needs at least {MIN_SPEAKER_UTTERANCES} recordings of the "
+                             f"speaker to estimate its statistics, got {n}")
+
+    def transform(self, X: np.ndarray, *, one_speaker: bool = False) -> np.ndarray:
+        """Normalise embeddings ``(n, d)`` as the classifier was trained. A per-speaker model needs
+        ``one_speaker=True``, which says the rows are one speaker's: their own statistics (unlabelled) are used."""
+        if self.normalization is not None and self.normalization.mode == "speaker":
+            self.check_input(len(X), one_speaker=one_speaker)
+            return self.normalization.with_speaker("new", X).transform(X, ["new"] * len(X))
         if self.scaler is None:
             return X
         mean, std = self.scaler
         return (X - mean) / std
 
-    def scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    def scores(self, X: np.ndarray, *, one_speaker: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
         """Predicted labels and per-class scores ``(n, k)``: probabilities when the classifier has them, else
-        one-vs-rest decision values."""
-        X = self.transform(X)
+        one-vs-rest decision values. ``one_speaker``: see :meth:`transform`."""
+        X = self.transform(X, one_speaker=one_speaker)
         predicted = np.asarray(self.classifier.predict(X)).astype(str)
         clf = self.classifier
         if getattr(clf, "probability", False) is True and hasattr(clf, "predict_proba"):
@@ -164,9 +227,10 @@ def load_model(directory: str | Path) -> TrainedModel:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read {meta_path}: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise ModelError(f"{meta_path} has format {found!r}; this sertk reads {FORMAT!r}")
+        readable = " and ".join(map(repr, READABLE_FORMATS))
+        raise ModelError(f"{meta_path} has format {found!r}; this sertk reads {readable}")
     verify_digests(directory)
     from sertk.plugins import get_component
 
@@ -178,14 +242,25 @@ def load_model(directory: str | Path) -> TrainedModel:
     except FileNotFoundError:
         raise ModelError(f"{directory / CLASSIFIER_FILE} is missing; the model folder is incomplete") from None
     _check_labels(directory, meta, classifier)
-    scaler = None
-    if meta.get("standardize"):
+    scaler = normalization = None
+    speaker = (meta.get("normalization") or {}).get("mode") == "speaker"
+    if speaker != (meta["format"] == FORMAT_SPEAKER):
+        raise ModelError(f"{meta_path}: per-speaker normalisation and format {meta['format']!r} disagree; save the "
+                         f"model again with `sertk run`")
+    if meta.get("standardize") or speaker:
         try:
             with np.load(directory / "scaler.npz", allow_pickle=False) as data:
-                scaler = (data["mean"], data["std"])
+                arrays = {key: data[key] for key in ("mean", "std")}
+                scale = data["scale"] if speaker and "scale" in data.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"cannot read {directory / 'scaler.npz'}: {exc}") from None
-    return TrainedModel(directory, meta, classifier, scaler)
+        if speaker:
+            from sertk.normalize import FittedNormalization, Statistics
+
+            normalization = FittedNormalization("speaker", Statistics(arrays["mean"], arrays["std"], 0), {}, scale)
+        else:
+            scaler = (arrays["mean"], arrays["std"])
+    return TrainedModel(directory, meta, classifier, scaler, normalization)
 
 
 def _check_labels(directory: Path, meta: dict[str, Any], classifier: Any) -> None:

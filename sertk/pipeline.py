@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import inspect
 import io
 import logging
 import time
@@ -46,6 +47,9 @@ class Experiment:
     classifier: Component
     protocol: Any
     out: Path
+    #: the resolved normalisation mode (:mod:`sertk.normalize`) and whether the run or the featurizer chose it
+    normalize: str = "none"
+    normalize_source: str = "featurizer default"
 
     @classmethod
     def from_config(cls, config: RunConfig) -> "Experiment":
@@ -60,7 +64,12 @@ class Experiment:
         _check_classifier_options(classifier, config)
         protocol = get_protocol(config.protocol.name, config.protocol.options)
         out = Path(config.out or config.default_out())
-        return cls(config, dataset, featurizer, classifier, protocol, out)
+        from sertk.normalize import featurizer_default
+
+        chosen = config.normalize is not None or config.standardize is not None
+        return cls(config, dataset, featurizer, classifier, protocol, out,
+                   config.normalization(featurizer_default(featurizer)),
+                   "configuration" if chosen else "featurizer default")
 
 
 def _check_classifier_options(component: Component, config: RunConfig) -> None:
@@ -142,19 +151,14 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
     check), and the featurizer's :class:`~sertk.featurize.EmbedResult` (cache statistics).
     """
     from sertk.cache import EmbeddingCache
-    from sertk.executors import make_executor
     from sertk.featurize import embed_paths
 
     config = experiment.config
     cache = EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) if config.cache else None
-    executor = make_executor(config.executor, address=config.ray_address, workers=config.workers,
-                             gpus_per_worker=config.gpus_per_worker)
     try:
         result = embed_paths(experiment.featurizer, [u.path for u in utterances], cache=cache,
-                             batch_size=config.batch_size, desc=f"embedding ({experiment.featurizer.name})",
-                             executor=executor)
+                             batch_size=config.batch_size, desc=f"embedding ({experiment.featurizer.name})")
     finally:
-        executor.close()
         if cache is not None:
             cache.close()
     failures = {str(utterances[i].path): reason for i, reason in sorted(result.failures.items())}
@@ -183,7 +187,9 @@ def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: boo
                               fresh=config.out is None if fresh_out is None else fresh_out)
     try:
         experiment.out = folder.path
-        experiment.config = config = dataclasses.replace(config, out=str(folder.path))
+        # the run card says which normalisation ran, even when the featurizer chose it
+        experiment.config = config = dataclasses.replace(config, out=str(folder.path),
+                                                         normalize=experiment.normalize, standardize=None)
         return _run(experiment, folder, t0)
     except BaseException:
         folder.discard()
@@ -191,7 +197,9 @@ def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: boo
 
 
 def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
+    from sertk.cache import fingerprint_key
     from sertk.metrics import bootstrap_ci, breakdown, classification_metrics
+    from sertk.normalize import describe, featurizer_blocks, fit_fold, fit_normalization
     from sertk.progress import progress
     from sertk.protocols import check_folds, class_warnings, kind_of, leakage_warnings
 
@@ -220,8 +228,9 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     warnings = [f"dataset left out {path}: {reason}"
                 for path, reason in dict(getattr(experiment.dataset, "skipped", None) or {}).items()]
     warnings += [f"left out audio that cannot be embedded: {path}: {reason}" for path, reason in failures.items()]
-    standardize = (config.standardize if config.standardize is not None
-                   else bool(getattr(experiment.featurizer, "standardize", False)))
+    normalize = experiment.normalize
+    blocks = featurizer_blocks(experiment.featurizer, X.shape[1])
+    speakers_on_both_sides = False
 
     t = time.perf_counter()
     fold_reports = []
@@ -238,11 +247,17 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
             warnings.append(problem)
         if len(set(labels_all[fold.train].tolist())) < 2:
             raise SertkError(f"fold {fold.name} has a single class in its training set; choose another protocol")
-        model, scaler = _fit(experiment, config, X[fold.train], labels_all[fold.train], standardize, seed)
-        X_test = X[fold.test] if scaler is None else (X[fold.test] - scaler[0]) / scaler[1]
+        name = fold.name if config.repeats == 1 else f"{fold.name}/seed{seed}"
+        normalization = fit_fold(normalize, X, speakers, fold, blocks)  # features and speakers only, no labels
+        if normalization.small_speakers:
+            warnings.append(f"fold {name}: speaker(s) {normalization.small_speakers} have fewer than 2 utterances "
+                            f"in the fold, so their features were z-scored with the training side's statistics")
+        speakers_on_both_sides |= bool(set(speakers[fold.train].tolist()) & set(speakers[fold.test].tolist()))
+        model = _fit(experiment, config, normalization.transform(X[fold.train], speakers[fold.train]),
+                     labels_all[fold.train], seed)
+        X_test = normalization.transform(X[fold.test], speakers[fold.test])
         y_pred = np.asarray(model.predict(X_test)).astype(str)
         y_true = labels_all[fold.test]
-        name = fold.name if config.repeats == 1 else f"{fold.name}/seed{seed}"
         fold_reports.append({"name": name, "seed": seed, "n_train": int(len(fold.train)),
                              "n_test": int(len(fold.test)), **classification_metrics(y_true, y_pred, labels)})
         y_true_all += y_true.tolist()
@@ -251,7 +266,7 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
         test_groups += groups[fold.test].tolist()
         predictions += [(utterances[i].id, name, utterances[i].speaker, t_, p_)
                         for i, t_, p_ in zip(fold.test, y_true, y_pred)]
-        last_model = (model, scaler)
+        last_model = (model, normalization)
     timings["fit_predict_s"] = time.perf_counter() - t
 
     pooled = classification_metrics(y_true_all, y_pred_all, labels)
@@ -270,10 +285,15 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
                     "label_counts": dict(sorted(Counter(labels_all.tolist()).items()))},
         "featurizer": {"name": config.featurizer.name, "dim": int(X.shape[1]),
                        "fingerprint": dict(experiment.featurizer.fingerprint()),
-                       "n_cached": int(embed_result.n_cached), "n_computed": int(embed_result.n_computed)},
+                       "fingerprint_key": fingerprint_key(experiment.featurizer.fingerprint()),
+                       "n_cached": int(embed_result.n_cached), "n_computed": int(embed_result.n_computed),
+                       "options": _featurizer_options(config), "blocks": [[b, d] for b, d in blocks] or None},
         "classifier": {"name": config.classifier.name,
                        "options": _jsonable(_classifier_options(experiment.classifier, config)),
-                       "standardize": standardize},
+                       "standardize": normalize == "global"},
+        "normalization": {**describe(normalize, speaker_independent=not speakers_on_both_sides, blocks=blocks,
+                                     source=experiment.normalize_source),
+                          "speakers_on_both_sides": speakers_on_both_sides},
         "folds": fold_reports,
         "per_speaker": breakdown(y_true_all, y_pred_all, test_speakers, labels),
         "per_group": breakdown(y_true_all, y_pred_all, test_groups, labels),
@@ -298,10 +318,11 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     if config.save_model:
         t = time.perf_counter()
         if len(folds) == 1 and last_model is not None:
-            model, scaler = last_model
+            model, normalization = last_model
         else:
-            model, scaler = _fit(experiment, config, X, labels_all, standardize, config.seed)
-        extra_paths.update(_save_model(out, experiment, config, labels, model, scaler, len(folds), report))
+            normalization = fit_normalization(normalize, X, speakers, blocks=blocks)
+            model = _fit(experiment, config, normalization.transform(X, speakers), labels_all, config.seed)
+        extra_paths.update(_save_model(out, experiment, config, labels, model, normalization, len(folds), report))
         timings["save_model_s"] = time.perf_counter() - t
     if config.plots:
         t = time.perf_counter()
@@ -322,24 +343,17 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     return RunResult(report, paths)
 
 
-def _fit(experiment: Experiment, config: RunConfig, X: np.ndarray, y: np.ndarray, standardize: bool, seed: int):
-    """One classifier fitted on ``X``; returns it and the (mean, std) scaler it was trained behind, if any."""
-    scaler = None
-    if standardize:
-        mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        std[std == 0] = 1.0
-        scaler = (mean, std)
-        X = (X - mean) / std
+def _fit(experiment: Experiment, config: RunConfig, X: np.ndarray, y: np.ndarray, seed: int):
+    """One classifier fitted on the (already normalised) features ``X``."""
     options = _classifier_options(experiment.classifier, config)
     if "random_state" in options and "random_state" not in config.classifier.options:
         options["random_state"] = seed
     model = instantiate(experiment.classifier, options)
     model.fit(X, y)
-    return model, scaler
+    return model
 
 
-def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, model, scaler, n_folds: int,
+def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, model, normalization, n_folds: int,
                 report: dict[str, Any]) -> dict[str, Path]:
     from sertk.model import can_save, save_model
 
@@ -353,7 +367,7 @@ def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, mo
                     "fingerprint": dict(experiment.featurizer.fingerprint())},
         classifier={"name": config.classifier.name, "options": _jsonable(_classifier_options(experiment.classifier,
                                                                                            config))},
-        model=model, scaler=scaler)
+        model=model, normalization=normalization)
     report["model"] = {"path": "model", "trained_on": "the training split of the evaluated fold" if n_folds == 1
                        else "all utterances (refit after cross-validation)"}
     return {"model": directory}
@@ -373,6 +387,16 @@ def write_outputs(out: Path, config: RunConfig, report: dict[str, Any], predicti
     paths = write_report(out, report)
     paths.update(config=out / "config.toml", predictions=out / "predictions.csv")
     return paths
+
+
+def _featurizer_options(config: RunConfig) -> dict[str, Any]:
+    """The featurizer's options as it was built: its constructor's defaults overlaid with the configured ones, so
+    reports of runs that left an option at its default still say which value it had."""
+    from sertk.plugins import component_options
+
+    cls = get_component("featurizer", config.featurizer.name).cls
+    defaults = {k: v for k, v in component_options(cls).items() if v is not inspect.Parameter.empty}
+    return _jsonable({**defaults, **config.featurizer.options})
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,38 @@ def metrics_table(metrics: Mapping[str, Any], labels: list[str]) -> list[str]:
     return lines
 
 
+def _options(options: Mapping[str, Any] | None) -> str:
+    """``k=v, …`` with nested values (a composite's parts) as compact JSON; ``defaults`` when there are none."""
+    if not options:
+        return "defaults"
+    return ", ".join(f"{k}={v if isinstance(v, (str, int, float)) else json.dumps(v, separators=(',', ':'))}"
+                     for k, v in options.items())
+
+
+def setup_lines(report: Mapping[str, Any]) -> list[str]:
+    """What the numbers were made with, so runs can be compared: featurizer with its options and fingerprint,
+    normalisation (and whether test-speaker statistics were used), classifier with its options."""
+    featurizer, classifier = report["featurizer"], report["classifier"]
+    key = featurizer.get("fingerprint_key")
+    lines = [f"- Featurizer: **{featurizer['name']}** ({_options(featurizer.get('options'))}); "
+             f"{featurizer.get('dim', '?')}-d" + (f"; fingerprint `{key[:12]}`" if key else "")]
+    normalization = report.get("normalization")
+    if normalization:
+        mode = normalization["mode"]
+        chosen = " (the featurizer's default)" if normalization.get("source") == "featurizer default" else ""
+        line = f"- Normalisation: **{mode}**{chosen}: {normalization['statistics']}."
+        if normalization.get("uses_test_speaker_statistics"):
+            line += (" **Test-speaker statistics were used**: each test speaker's features were z-scored with "
+                     "statistics of its test utterances (their features, never their labels).")
+        lines.append(line)
+        if normalization.get("block_scaling"):
+            blocks = ", ".join(f"{label} {size}" for label, size in normalization["blocks"])
+            lines.append(f"- Block scaling: after z-scoring, each block of the features ({blocks}) was multiplied "
+                         f"by 1/sqrt(its dimension), so every block carries the same total variance.")
+    lines.append(f"- Classifier: **{classifier['name']}** ({_options(classifier.get('options'))})")
+    return lines
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     labels = report["labels"]
     protocol = report["protocol"]
@@ -57,6 +89,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              f"{report['classifier']['name']}", ""]
     lines.append(f"- Protocol: **{protocol['name']}** ({protocol['kind']}), {protocol['n_folds']} fold(s); "
                  f"numbers from different protocols are not comparable.")
+    lines += setup_lines(report)
     lines.append(f"- Utterances: {report['dataset']['n_utterances']} "
                  f"({report['dataset']['n_speakers']} speakers, {len(labels)} classes: {', '.join(labels)})")
     lines.append(f"- Test predictions: {report['n_test']}; training samples (summed over folds): {report['n_train']}")

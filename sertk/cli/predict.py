@@ -15,13 +15,17 @@ import click
               help="Where the featurizer's weights are now, if they moved (their digest must still match).")
 @click.option("--device", help="Featurizer device (cpu, cuda, …), if the featurizer has that option.")
 @click.option("--cache/--no-cache", default=True, help="Use the embedding cache.  [default: on]")
+@click.option("--one-speaker", is_flag=True,
+              help="FILES are recordings of one speaker (at least 2): a model trained with --normalize speaker "
+                   "normalises them with their own statistics (unlabelled), as sertk run did for test speakers.")
 def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Path | None, device: str | None,
-            cache: bool) -> None:
+            cache: bool, one_speaker: bool) -> None:
     """Predict the emotion of FILES with the model in MODEL_DIR (a run's `model` folder).
 
     Prints, per file, the predicted emotion and a score per class: probabilities when the classifier was trained
     with them, otherwise one-vs-rest decision values. Refuses a model whose featurizer fingerprint does not match
-    the featurizer built now.
+    the featurizer built now. A model trained with per-speaker normalisation needs --one-speaker and several
+    recordings of that speaker.
     """
     import json
 
@@ -32,6 +36,10 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
     from sertk.model import load_model
 
     model = load_model(model_dir)
+    model.check_input(len(files), one_speaker=one_speaker)  # before any embedding
+    if one_speaker and model.normalize != "speaker":
+        click.echo(f"note: --one-speaker changes nothing: this model was trained with {model.normalize!r} "
+                   f"normalisation, which needs no speaker statistics", err=True)
     overrides = {}
     if weights is not None:
         overrides["weights"] = str(weights)
@@ -45,7 +53,7 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
         if store is not None:
             store.close()
     if len(result.embeddings):
-        predicted, scores, kind = model.scores(result.embeddings)
+        predicted, scores, kind = model.scores(result.embeddings, one_speaker=one_speaker)
     else:  # every file failed: only errors to print
         predicted, scores, kind = np.empty(0, dtype=str), np.empty((0, len(model.labels))), ""
     rows = iter(range(len(predicted)))

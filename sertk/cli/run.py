@@ -12,6 +12,7 @@ import click
 
 from sertk.config import COMPONENT_KINDS, PRESETS, RunConfig, load_config
 from sertk.config import preset as preset_config
+from sertk.normalize import MODES as NORMALIZE_MODES
 
 
 @click.command("run")
@@ -40,8 +41,12 @@ from sertk.config import preset as preset_config
               help="Shorthand for -o featurizer.weights=FILE.")
 @click.option("--device", help="Shorthand for -o featurizer.device=DEVICE (cpu, cuda, cuda:1).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Featurizer batch size.")
+@click.option("--normalize", type=click.Choice(NORMALIZE_MODES),
+              help="Feature normalisation in each fold: none; global (z-score with the training side's statistics); "
+                   "speaker (z-score each speaker with its own statistics: test speakers' from their unlabelled "
+                   "test features, which the report says).  [default: the featurizer's recommendation]")
 @click.option("--standardize/--no-standardize", default=None,
-              help="Z-score features on each training split.  [default: the featurizer's recommendation]")
+              help="The older spelling of --normalize global / --normalize none.")
 @click.option("--cache/--no-cache", default=None, help="Use the embedding cache.  [default: on]")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache folder.")
 @click.option("--skip-bad-audio", is_flag=True, default=None,
@@ -50,20 +55,10 @@ from sertk.config import preset as preset_config
 @click.option("--plots/--no-plots", default=None, help="Draw t-SNE figures.  [default: on]")
 @click.option("--save-model/--no-save-model", default=None,
               help="Save the trained pipeline in OUT/model for `sertk predict`.  [default: on]")
-@click.option("--executor", type=click.Choice(["local", "ray"]),
-              help="Where featurization runs: local (this process) or ray (a Ray cluster; docs/distributed.md).  "
-                   "[default: local]")
-@click.option("--ray-address", help="Ray cluster to join (with --executor ray).  [default: $RAY_ADDRESS, else a new "
-                                    "local cluster on 127.0.0.1]")
-@click.option("--workers", type=click.IntRange(min=1),
-              help="Ray workers (with --executor ray).  [default: as many as the cluster holds]")
-@click.option("--gpus-per-worker", type=click.FloatRange(min=0),
-              help="GPUs per Ray worker, fractions share one (with --executor ray).  [default: 1 when the cluster "
-                   "has GPUs, else 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, overwrite,
-            assignments, weights, device, batch_size, standardize, cache, cache_dir, skip_bad_audio, repeats, plots,
-            save_model, as_json, executor, ray_address, workers, gpus_per_worker):
+            assignments, weights, device, batch_size, normalize, standardize, cache, cache_dir, skip_bad_audio,
+            repeats, plots, save_model, as_json):
     """Run an experiment: load a dataset, embed every utterance, train and evaluate a classifier, and write
     report.json, report.md and confusion_matrix.png to the output folder.
 
@@ -82,7 +77,7 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
                        ("protocol", protocol)):
         if name:
             overrides[kind] = {"name": name}
-    for key, value in (("seed", seed), ("standardize", standardize), ("cache", cache),
+    for key, value in (("seed", seed), ("normalize", normalize), ("standardize", standardize), ("cache", cache),
                        ("batch_size", batch_size), ("skip_bad_audio", skip_bad_audio),
                        ("repeats", repeats), ("plots", plots), ("save_model", save_model)):
         if value is not None:
@@ -91,10 +86,6 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
         overrides["out"] = str(out)
     if cache_dir is not None:
         overrides["cache_dir"] = str(cache_dir)
-    for key, value in (("executor", executor), ("ray_address", ray_address), ("workers", workers),
-                       ("gpus_per_worker", gpus_per_worker)):
-        if value is not None:
-            overrides[key] = value
     config.update(overrides, source="command line")
     if data_root is not None:
         config.data_root = str(data_root)
@@ -104,8 +95,6 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
     if device is not None:
         component_options.setdefault("featurizer", {})["device"] = device
     config.update({kind: {"options": opts} for kind, opts in component_options.items()}, source="-o")
-    if config.executor != "ray" and (ray_address, workers, gpus_per_worker) != (None, None, None):
-        raise click.UsageError("--ray-address, --workers and --gpus-per-worker go with --executor ray")
 
     # only --out names a folder exactly; a default or a config file's `out` (a saved run's) gives way to a fresh one
     result = run_experiment(config, overwrite=overwrite, fresh_out=out is None)
