@@ -6,6 +6,7 @@ RUN/config.toml`` repeats the run exactly. Layout of the file::
     seed = 0
     normalize = "global"                  # none | global | speaker (sertk.normalize)
     out = "runs/demo"
+    executor = "local"                    # or "ray", with ray_address, workers, gpus_per_worker (docs/distributed.md)
     [dataset]
     name = "demo"
     root = "/data/IEMOCAP_full_release"   # optional
@@ -84,6 +85,13 @@ class RunConfig:
     plots: bool = True
     #: save the trained pipeline in ``out/model`` for ``sertk predict`` (when the classifier can be saved)
     save_model: bool = True
+    #: where featurization runs (:mod:`sertk.executors`): ``local`` (this process) or ``ray`` (a Ray cluster:
+    #: ``ray_address`` None = ``$RAY_ADDRESS``, else a new local cluster; ``workers`` and ``gpus_per_worker`` None =
+    #: as many as the cluster holds, one GPU each when it has GPUs). Where, not what: results are the same.
+    executor: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float | None = None
     out: str | None = None
 
     # -- conversion ------------------------------------------------------------------------------------------
@@ -188,6 +196,10 @@ _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
     "repeats": (int,),
     "plots": (bool,),
     "save_model": (bool,),
+    "executor": (str,),
+    "ray_address": (str, type(None)),
+    "workers": (int, type(None)),
+    "gpus_per_worker": (int, float, type(None)),
     "out": (str, type(None)),
 }
 
@@ -203,6 +215,8 @@ def _check_scalar(key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {key} must be {want}, got {value!r}")
     if key in ("batch_size", "repeats") and value is not None and value < 1:
         raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    if key in ("executor", "workers", "gpus_per_worker"):
+        _check_executor_option(key, value, source)
     if key == "normalize" and value is not None:
         from sertk.normalize import check_mode
 
@@ -212,6 +226,21 @@ def _check_scalar(key: str, value: Any, source: str) -> Any:
 
 #: the normalisation each value of the older ``standardize`` key means
 _STANDARDIZE_ALIAS = {True: "global", False: "none"}
+
+
+def _check_executor_option(key: str, value: Any, source: str) -> None:
+    from sertk.executors import EXECUTORS
+
+    if key == "executor" and value not in EXECUTORS:
+        raise ConfigError(f"{source}: executor must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    if key == "executor" and value == "ray":
+        from sertk.extras import require_extra
+
+        require_extra("ray", f"{source}: executor = 'ray'", ConfigError)
+    if key == "workers" and value is not None and value < 1:
+        raise ConfigError(f"{source}: workers must be at least 1, got {value}")
+    if key == "gpus_per_worker" and value is not None and value < 0:
+        raise ConfigError(f"{source}: gpus_per_worker must be 0 or more, got {value}")
 
 
 #: named starting points: ``--preset paper`` is the paper's experiment, ``paper-si`` its speaker-independent twin

@@ -151,14 +151,19 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
     check), and the featurizer's :class:`~sertk.featurize.EmbedResult` (cache statistics).
     """
     from sertk.cache import EmbeddingCache
+    from sertk.executors import make_executor
     from sertk.featurize import embed_paths
 
     config = experiment.config
     cache = EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) if config.cache else None
+    executor = make_executor(config.executor, address=config.ray_address, workers=config.workers,
+                             gpus_per_worker=config.gpus_per_worker)
     try:
         result = embed_paths(experiment.featurizer, [u.path for u in utterances], cache=cache,
-                             batch_size=config.batch_size, desc=f"embedding ({experiment.featurizer.name})")
+                             batch_size=config.batch_size, desc=f"embedding ({experiment.featurizer.name})",
+                             executor=executor)
     finally:
+        executor.close()
         if cache is not None:
             cache.close()
     failures = {str(utterances[i].path): reason for i, reason in sorted(result.failures.items())}

@@ -55,10 +55,20 @@ from sertk.normalize import MODES as NORMALIZE_MODES
 @click.option("--plots/--no-plots", default=None, help="Draw t-SNE figures.  [default: on]")
 @click.option("--save-model/--no-save-model", default=None,
               help="Save the trained pipeline in OUT/model for `sertk predict`.  [default: on]")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where featurization runs: local (this process) or ray (a Ray cluster; docs/distributed.md).  "
+                   "[default: local]")
+@click.option("--ray-address", help="Ray cluster to join (with --executor ray).  [default: $RAY_ADDRESS, else a new "
+                                    "local cluster on 127.0.0.1]")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Ray workers (with --executor ray).  [default: as many as the cluster holds]")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0),
+              help="GPUs per Ray worker, fractions share one (with --executor ray).  [default: 1 when the cluster "
+                   "has GPUs, else 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def command(preset, config_file, dataset, data_root, featurizer, classifier, protocol, seed, out, overwrite,
             assignments, weights, device, batch_size, normalize, standardize, cache, cache_dir, skip_bad_audio,
-            repeats, plots, save_model, as_json):
+            repeats, plots, save_model, as_json, executor, ray_address, workers, gpus_per_worker):
     """Run an experiment: load a dataset, embed every utterance, train and evaluate a classifier, and write
     report.json, report.md and confusion_matrix.png to the output folder.
 
@@ -86,6 +96,10 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
         overrides["out"] = str(out)
     if cache_dir is not None:
         overrides["cache_dir"] = str(cache_dir)
+    for key, value in (("executor", executor), ("ray_address", ray_address), ("workers", workers),
+                       ("gpus_per_worker", gpus_per_worker)):
+        if value is not None:
+            overrides[key] = value
     config.update(overrides, source="command line")
     if data_root is not None:
         config.data_root = str(data_root)
@@ -95,6 +109,8 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
     if device is not None:
         component_options.setdefault("featurizer", {})["device"] = device
     config.update({kind: {"options": opts} for kind, opts in component_options.items()}, source="-o")
+    if config.executor != "ray" and (ray_address, workers, gpus_per_worker) != (None, None, None):
+        raise click.UsageError("--ray-address, --workers and --gpus-per-worker go with --executor ray")
 
     # only --out names a folder exactly; a default or a config file's `out` (a saved run's) gives way to a fresh one
     result = run_experiment(config, overwrite=overwrite, fresh_out=out is None)
