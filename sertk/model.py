@@ -68,7 +68,7 @@ def save_model(directory: Path, *, labels: Sequence[str], featurizer: dict[str, 
     if not can_save(model):
         raise ModelError(f"classifier {classifier['name']!r} has no save()/load(): it cannot be saved without pickle")
     mode = normalization.mode if normalization is not None else ("global" if scaler is not None else "none")
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     if normalization is not None and normalization.reference is not None:
         reference, scale = normalization.reference, normalization.scale
         if mode == "global":  # (x - mean) / std * scale, as one divisor: the layout every sertk-model/1 has

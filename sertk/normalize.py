@@ -228,9 +228,9 @@ def describe(mode: str, *, speaker_independent: bool, blocks: Blocks = (), sourc
                     "training utterances, test speakers' from their test utterances' features (unlabelled)"
                     + ("" if speaker_independent else "; a speaker on both sides of a split (speaker-dependent "
                        "protocol) gets one set of statistics over both sides")
-                    + f"; speakers with fewer than {MIN_SPEAKER_UTTERANCES} utterances in a fold, and dimensions "
-                      f"constant for a speaker (std at most {MIN_STD_RATIO:g} of the training side's), use the "
-                      f"training side's statistics"),
+                    + f"; speakers with fewer than {MIN_SPEAKER_UTTERANCES} utterances in a fold use the training "
+                      f"side's statistics, and dimensions constant for a speaker (std at most {MIN_STD_RATIO:g} of "
+                      f"the training side's) its standard deviation"),
     }[mode]
     return {
         "mode": mode,
