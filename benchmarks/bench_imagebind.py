@@ -14,7 +14,9 @@ taken within each round, then the median over rounds).
   (audio + 4 small tensors), which *understates* upstream's real start-up (it reads 4.8 GB);
   ``SERTK_BENCH_FULL_CHECKPOINT=1`` writes and loads a full-size random checkpoint instead (4.8 GB on disk,
   ~10 GB of memory at peak);
-- ``test_gpu_steady_state``: the first on CUDA (skipped without a GPU).
+- ``test_gpu_steady_state``: the first on CUDA (skipped without a GPU);
+- ``test_throughput``: many distinct files at IEMOCAP's spread through the host's cached path (what ``sertk bench``
+  times), on the CPU and (marker ``gpu``) on CUDA; ``test_decode_and_cut_rate``: the CPU side alone.
 
 Before timing, outputs are compared: ours fp32 within 1e-5 of upstream, ours bf16 cosine ≥ 0.9999 to ours fp32.
 
@@ -27,6 +29,9 @@ kernel (``benchmarks/conftest.py``). Command::
 
     PYTHONPATH=. python -m pytest benchmarks/bench_imagebind.py -o python_files='bench_*.py' \\
         --benchmark-only --benchmark-group-by=group -p no:cacheprovider
+
+On a GPU machine select with ``-m gpu`` (the CUDA benchmarks only; ``-k throughput`` would also run the CPU
+throughput test); ``benchmarks/gpu_run.sh`` does that.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ FULL = os.environ.get("SERTK_BENCH_FULL") == "1"
 FULL_CHECKPOINT = os.environ.get("SERTK_BENCH_FULL_CHECKPOINT") == "1"
 #: interleaved rounds of the CPU comparisons (fewer on CPUs where bfloat16 is emulated and a round takes minutes)
 ROUNDS = int(os.environ.get("SERTK_BENCH_ROUNDS", "0")) or None
-DURATIONS = [1.3, 1.9, 2.6, 3.2, 3.9, 4.8, 6.4, 9.5]  # seconds; IEMOCAP-like spread, 2 of 8 ≤ 2 s
+DURATIONS = [1.3, 1.9, 2.6, 3.2, 3.9, 4.8, 6.4, 9.5]  # seconds; IEMOCAP-like spread, 2 of 8 ≤ 2 s (the recorded runs)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -269,53 +274,6 @@ NOMINAL_GFLOP_PER_UTTERANCE = 122.8
 SPEC_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H200": 989.4}
 
 
-def clip_gflop(cls_only_last_block: bool = True) -> float:
-    """Multiply-adds × 2 of one clip's forward as our encoder runs it (the last block for the class token only)."""
-    tokens, keys, width, mlp, heads, blocks = 229, 230, 768, 3072, 12, 12
-    stem = 228 * width * 16 * 16 * 2
-    full = (2 * tokens * width * 3 * width            # q, k, v
-            + 2 * 2 * heads * tokens * keys * (width // heads)  # scores and weighted values
-            + 2 * tokens * width * width              # output projection
-            + 2 * 2 * tokens * width * mlp)           # MLP
-    last = (2 * tokens * width * 2 * width + 2 * width * width + 2 * 2 * heads * keys * (width // heads)
-            + 2 * width * width + 2 * 2 * width * mlp) if cls_only_last_block else full
-    head = 2 * width * 1024
-    return (stem + (blocks - 1) * full + last + head) / 1e9
-
-
-def _distinct_files(directory: Path, n: int) -> list[Path]:
-    """``n`` distinct 16 kHz 16-bit files whose durations cycle through IEMOCAP's spread (content differs, so the
-    cache computes every one)."""
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        seconds = DURATIONS[i % len(DURATIONS)]
-        t = np.arange(int(seconds * 16000)) / 16000
-        envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t + i)  # syllable-rate loudness changes
-        x = 0.1 * envelope * rng.standard_normal(t.size)
-        path = directory / f"utt{i:05d}.wav"
-        sf.write(path, x.astype(np.float32), 16000, subtype="PCM_16")
-        paths.append(path)
-    return paths
-
-
-def _matmul_tflops(device: str) -> float:
-    """The bf16 matrix-product rate this device reaches right now (8192³ on a GPU, 2048³ on a CPU)."""
-    n = 8192 if device == "cuda" else 2048
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    reps = 20 if device == "cuda" else 3
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync()
-    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
-
-
 @pytest.mark.parametrize("device", [
     "cpu",
     pytest.param("cuda", marks=[pytest.mark.gpu,
@@ -325,20 +283,23 @@ def _matmul_tflops(device: str) -> float:
 def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
     """Files → embeddings through ``embed_paths`` (content hashing, decoding in worker threads, prefetch of the
     next batch, filterbank and encoder on the device, SQLite cache commits): bf16, the featurizer's default batch
-    for the device. GFLOP/s are given at the issue's nominal 122.8 GFLOP per utterance and as executed
-    (distinct clips × our per-clip cost), against the data-sheet peak and against a matrix product timed here.
-    Files: CPU 16 (``--full``: 64); GPU 4096 (``--full``: 16384)."""
+    for the device, on distinct synthetic files at IEMOCAP's duration spread (``sertk.bench.write_corpus``: many
+    distinct lengths). GFLOP/s are given at the issue's nominal 122.8 GFLOP per utterance and as executed
+    (``ImageBindFeaturizer.flops``: distinct clips × our per-clip cost), against the data-sheet peak and against a
+    matrix product timed here (``sertk.bench.matmul_tflops``). ``sertk bench`` measures the same path with
+    settings to sweep. Files: CPU 16 (``--full``: 64); GPU 4096 (``--full``: 16384)."""
+    from sertk.bench import matmul_tflops, write_corpus
     from sertk.cache import EmbeddingCache
     from sertk.featurize import embed_paths
     from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
-    from sertk_plugins.featurizers.imagebind.preprocess import clip_bounds
+    from sertk_plugins.featurizers.imagebind.model import clip_flop
 
     n = (16384 if FULL else 4096) if device == "cuda" else (64 if FULL else 16)
-    files = _distinct_files(tmp_path_factory.mktemp(f"throughput-{device}"), n)
+    files = write_corpus(tmp_path_factory.mktemp(f"throughput-{device}"), n)
     feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device=device, dtype="bfloat16")
     feat.encoder()
-    cfg = feat.clip_config()
-    distinct_clips = sum(len(set(clip_bounds(sf.info(str(p)).frames, cfg))) for p in files)
+    flops = feat.flops(files)
+    distinct_clips = round(flops / clip_flop())
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     warm = files[: feat.batch_size]
     embed_paths(feat, warm, cache=None)  # kernels chosen, threads started, allocator warm
@@ -357,10 +318,10 @@ def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
     seconds = benchmark.stats.stats.median
     utt_per_s = n / seconds
     nominal = NOMINAL_GFLOP_PER_UTTERANCE * utt_per_s / 1e3  # TFLOP/s
-    executed = distinct_clips * clip_gflop() / seconds / 1e3
+    executed = flops / seconds / 1e12
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     spec = next((v for k, v in SPEC_BF16_TFLOPS.items() if k in name), None)
-    matmul = _matmul_tflops(device)
+    matmul = matmul_tflops(device, "bfloat16")
     info = {"device": name, "files": n, "batch_size": feat.batch_size, "num_workers": feat.num_workers,
             "threads": torch.get_num_threads(), "median_s": seconds, "utterances_per_s": utt_per_s,
             "nominal_tflops": nominal, "executed_tflops": executed, "distinct_clips": distinct_clips,
@@ -368,7 +329,7 @@ def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
     benchmark.extra_info.update(info)
     print(f"\n{name}: {n} files, batch {feat.batch_size}, {feat.num_workers} workers: median {seconds:.2f} s, "
           f"{utt_per_s:.1f} utt/s; nominal {nominal:.1f} TFLOP/s, executed {executed:.1f} TFLOP/s "
-          f"({distinct_clips} distinct clips × {clip_gflop():.2f} GFLOP); bf16 matmul here {matmul:.1f} TFLOP/s"
+          f"({distinct_clips} distinct clips × {clip_flop() / 1e9:.2f} GFLOP); bf16 matmul here {matmul:.1f} TFLOP/s"
           + (f", data sheet {spec:.0f} TFLOP/s: nominal {100 * nominal / spec:.0f} % of peak" if spec else ""))
 
 
@@ -377,9 +338,10 @@ def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
 def test_decode_and_cut_rate(benchmark, workers, checkpoints, tmp_path_factory):
     """The CPU side of the GPU pipeline alone: decode + cut into clips (steps 1-3), in ``workers`` threads, no
     model. On a GPU this must keep up with the encoder; files/s per thread says how many cores that takes."""
+    from sertk.bench import write_corpus
     from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
 
-    files = _distinct_files(tmp_path_factory.mktemp(f"decode-{workers}"), 256)
+    files = write_corpus(tmp_path_factory.mktemp(f"decode-{workers}"), 256)
     feat = ImageBindFeaturizer(weights=str(checkpoints[1]), device="cpu", num_workers=workers)
 
     def decode_all():

@@ -343,6 +343,7 @@ class EmbeddingCache:
             memo.update((row[0], row[1:]) for row in rows)
         keys: dict[str, str | OSError] = {}
         fresh: list[tuple] = []
+        to_hash: list[tuple[str, os.stat_result, Any]] = []
         for path in unique:
             try:
                 st = os.stat(path)
@@ -351,11 +352,14 @@ class EmbeddingCache:
                 if known is not None and tuple(known[:4]) == stamp:
                     keys[path] = known[4]
                     continue
-                digest = audio_key(path)
             except OSError as exc:
                 keys[path] = exc
                 continue
+            to_hash.append((path, st, stamp))
+        for (path, st, stamp), digest in zip(to_hash, _hash_files([path for path, _, _ in to_hash])):
             keys[path] = digest
+            if isinstance(digest, OSError):
+                continue
             # remember the digest only for a file that has settled and did not change while it was read
             settled = now - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_SECONDS
             if settled and stamp is not None and _stamp(path) == stamp:
@@ -498,6 +502,26 @@ def _stat(path: Path) -> os.stat_result | None:
         return path.stat()
     except OSError:
         return None
+
+
+def _hash_files(paths: list[str]) -> list[str | OSError]:
+    """:func:`audio_key` of each path (its OSError where it cannot be read), in threads: hashlib releases the GIL
+    while it hashes, so the threads read and hash files in parallel (the cores this process may use, 2 to 8)."""
+    def key(path: str) -> str | OSError:
+        try:
+            return audio_key(path)
+        except OSError as exc:
+            return exc
+
+    if len(paths) < 2:
+        return [key(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sertk.machine import cpu_info
+
+    with ThreadPoolExecutor(max_workers=min(8, max(2, cpu_info()["cores"])),
+                            thread_name_prefix="sertk-hash") as pool:
+        return list(pool.map(key, paths))
 
 
 def _stamp(path: str, st: os.stat_result | None = None) -> tuple[int, int, int, int] | None:

@@ -101,9 +101,9 @@ def command(featurizer_name: str, weights: str | None, options: tuple[str, ...],
     from sertk.machine import describe, machine_info
     from sertk.options import parse_assignments
 
-    sizes = _int_list(batch_sizes, "--batch-size", 1) or [None]
-    worker_counts = _int_list(workers, "--workers", 0) or [None]
-    dtype_list = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else [None]
+    sizes: list[int | None] = [*(_int_list(batch_sizes, "--batch-size", 1) or ())] or [None]
+    worker_counts: list[int | None] = [*(_int_list(workers, "--workers", 0) or ())] or [None]
+    dtype_list: list[str | None] = [*([d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else [None])]
     svm_list = _int_list(svm_sizes, "--svm-sizes", 10) or []
     _check_json_target(json_path, overwrite)
     featurizer_options = parse_assignments(options)

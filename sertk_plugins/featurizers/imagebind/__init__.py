@@ -12,8 +12,8 @@ torch; the featurizer loads it on first use.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -115,6 +115,8 @@ class ImageBindFeaturizer(sertk.Featurizer):
         self._torch_device: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._prefetched: dict[tuple[Path, ...], list[Future]] = {}  # at most _PREFETCH_DEPTH batches
+        self._in_flight: dict[tuple[Path, ...], _Pending] = {}  # at most one batch queued on the device
+        self._launch_ahead: bool | None = None  # None: on a GPU (see launch_ahead)
 
     # -- the contract ----------------------------------------------------------------------------------------
     @property
@@ -130,10 +132,13 @@ class ImageBindFeaturizer(sertk.Featurizer):
 
     @property
     def num_workers(self) -> int:
-        """Worker threads for decoding: the option, or on a GPU the CPU count (at most 8) and on the CPU 0."""
+        """Worker threads for decoding: the option, or on a GPU the cores this process may use (at most 8) and on
+        the CPU 0."""
         if self._num_workers is not None:
             return self._num_workers
-        return min(os.cpu_count() or 1, 8) if self.torch_device().type == "cuda" else 0
+        from sertk.machine import cpu_info
+
+        return min(cpu_info()["cores"], 8) if self.torch_device().type == "cuda" else 0
 
     @property
     def dtype(self) -> str:
@@ -162,8 +167,6 @@ class ImageBindFeaturizer(sertk.Featurizer):
         return self._weights_path
 
     def fingerprint(self) -> Mapping[str, Any]:
-        import dataclasses
-
         from sertk_plugins.featurizers.imagebind.weights import file_digest
 
         return {
@@ -184,15 +187,20 @@ class ImageBindFeaturizer(sertk.Featurizer):
 
         Every file is decoded and cut into clips before the model runs; the first (in order) that cannot be
         read raises :class:`sertk.errors.AudioError` naming it (the host then retries the others one by one).
+        On a GPU a batch stays in flight (:attr:`launch_ahead`): before waiting for this batch's result, the
+        next batch the host announced (:meth:`prefetch`) is uploaded and queued behind it, so the device works
+        on it while the host commits this one and cuts the one after.
         """
-        from sertk_plugins.featurizers.imagebind.preprocess import assemble
-
         paths = [Path(p) for p in paths]
         if not paths:
             return np.zeros((0, self.dim), dtype=np.float32)
-        cut = self._cut_all(paths)
-        _, device = self.encoder()
-        return self._encode(lambda: assemble(cut, self.clip_config(), device))
+        pending = self._in_flight.pop(tuple(paths), None)
+        if pending is None:
+            cut = self._cut_all(paths)
+            pending = self._launch(cut)
+        if self.launch_ahead:
+            self._launch_next(exclude=tuple(paths))
+        return self._finish(pending)
 
     def prefetch(self, paths: Sequence[Path]) -> None:
         """Start decoding ``paths`` and cutting their clips in the worker threads; an :meth:`embed` of the same
@@ -220,12 +228,13 @@ class ImageBindFeaturizer(sertk.Featurizer):
     def embed_waveforms(self, waves: Sequence[tuple[np.ndarray, int]], names: Sequence[str] | None = None
                         ) -> np.ndarray:
         """Embed decoded audio: ``(float32 [channels, samples], rate)`` pairs → float32 ``(n, 1024)``."""
-        from sertk_plugins.featurizers.imagebind.preprocess import prepare
+        from sertk_plugins.featurizers.imagebind.preprocess import cut_clips
 
         if not waves:
             return np.zeros((0, self.dim), dtype=np.float32)
-        _, device = self.encoder()
-        return self._encode(lambda: prepare(waves, self.clip_config(), device, names=names))
+        cut = [cut_clips(wave, rate, self.clip_config(), names[pos] if names is not None else f"utterance {pos}")
+               for pos, (wave, rate) in enumerate(waves)]
+        return self._finish(self._launch(cut))
 
     def clips_per_forward(self) -> int:
         """Clips per forward pass: 64 on the CPU (bounded memory, no speed lost), 1024 on a GPU."""
@@ -250,23 +259,65 @@ class ImageBindFeaturizer(sertk.Featurizer):
             clips += len(set(bounds)) if cfg.reuse_identical_clips else len(bounds)
         return clips * clip_flop()
 
-    def _encode(self, make_batch) -> np.ndarray:
+    @property
+    def launch_ahead(self) -> bool:
+        """Whether :meth:`embed` queues the next announced batch before waiting for the current one: on a GPU,
+        where the device runs while the host works; on the CPU every step is done when it returns, so there
+        nothing would overlap."""
+        if self._launch_ahead is not None:
+            return self._launch_ahead
+        return self.torch_device().type == "cuda"
+
+    def _launch(self, cut: Sequence[Any]) -> "_Pending":
+        """Queue a cut batch on the device: chunks of :meth:`clips_per_forward` clips, each uploaded, through the
+        filterbank and the encoder (so device memory does not grow with the batch size), then each utterance's
+        clip mean and its copy back into page-locked memory. On the CPU this computes it all."""
         import torch
         import torch.nn.functional as F
 
+        from sertk_plugins.featurizers.imagebind.preprocess import clip_features, gather_clips, to_device
+
         encoder, device = self.encoder()
+        cfg = self.clip_config()
         step = self.clips_per_forward()
+        clips, index = gather_clips(cut, cfg)
         with torch.inference_mode(), _exact_fp32(device, self.dtype):
-            batch = make_batch()
+            index = to_device(index, device)
             parts = []
-            for start in range(0, batch.features.shape[0], step):
+            for start in range(0, len(clips), step):
+                features = clip_features(clips[start:start + step], cfg, device)
                 with self._autocast(device):
-                    parts.append(encoder(batch.features[start:start + step]).float())
-            clip_emb = torch.cat(parts)
-            out = clip_emb[batch.index].mean(dim=1)  # [n, clips, 1024] → [n, 1024], after the ×20 scaling
+                    parts.append(encoder(features).float())
+            out = torch.cat(parts)[index].mean(dim=1)  # [n, clips, 1024] → [n, 1024], after the ×20 scaling
             if self.normalize == "l2":
                 out = F.normalize(out, dim=-1)
-        return out.cpu().numpy().astype(np.float32, copy=False)
+            if device.type != "cuda":
+                return _Pending(out, None)
+            host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            host.copy_(out, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        return _Pending(host, done)
+
+    def _launch_next(self, exclude: tuple[Path, ...]) -> None:
+        """Launch the newest announced batch other than ``exclude`` once its files are cut; a batch with a bad
+        file is left for its own :meth:`embed`, which raises for it, so this batch's result is unaffected."""
+        waiting = [key for key in self._prefetched if key != exclude and key not in self._in_flight]
+        if not waiting:
+            return
+        key = waiting[-1]
+        futures = self._prefetched[key]
+        if any(f.exception() is not None for f in futures):  # waits for the workers; AudioError stays in them
+            return
+        del self._prefetched[key]
+        self._in_flight.clear()  # at most one batch waits on the device
+        self._in_flight[key] = self._launch([f.result() for f in futures])
+
+    @staticmethod
+    def _finish(pending: "_Pending") -> np.ndarray:
+        if pending.done is not None:
+            pending.done.synchronize()  # this batch only: the one queued behind it keeps the device busy
+        return pending.host.numpy().astype(np.float32, copy=True)  # a private copy: the pinned block returns
 
     def _cut_file(self, path: Path):
         from sertk_plugins.featurizers.imagebind.preprocess import cut_file
@@ -284,6 +335,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
         return [future.result() for future in futures]
 
     def _drop_prefetched(self) -> None:
+        self._in_flight.clear()
         for futures in self._prefetched.values():
             for future in futures:
                 future.cancel()
@@ -347,20 +399,42 @@ def _log_cpu_choices(dtype: str, batch_size: int, workers: int, clips_per_forwar
                        "fastest for each machine", dtype, dtype)
 
 
+@dataclasses.dataclass
+class _Pending:
+    """A batch queued on the device: its embeddings' host buffer, valid once ``done`` (a CUDA event) is."""
+
+    host: Any  # torch.Tensor [n, 1024]
+    done: Any  # torch.cuda.Event, or None when already computed
+
+
 @contextlib.contextmanager
 def _exact_fp32(device: Any, dtype: str) -> Iterator[None]:
-    """On CUDA in float32, switch TF32 off for convolutions (the stem, the resampler) while we run."""
+    """On CUDA in float32, switch TF32 off for matrix products and convolutions (the stem) while we run.
+
+    Through ``fp32_precision`` where torch has it (2.9 and later): there the legacy ``allow_tf32`` flags are not
+    read or written at all, since torch refuses to mix the two interfaces once the new one has been used."""
     import torch
 
     if device.type != "cuda" or dtype != "float32":
         yield
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        backends = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)  # type: ignore[attr-defined]
+        saved = tuple(b.fp32_precision for b in backends)
+        for backend in backends:
+            backend.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            for backend, value in zip(backends, saved):
+                backend.fp32_precision = value
+        return
+    legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = legacy
 
 
 @sertk.hookimpl

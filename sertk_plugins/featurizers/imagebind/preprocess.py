@@ -14,7 +14,7 @@ Per utterance, upstream's defaults (see ``docs/imagebind.md``):
 5. zero-pad on the right or crop to 204 frames, then ``(x + 4.268) / 9.138``.
 
 Steps 1-3 run per file on the CPU (:func:`cut_clips`, in the featurizer's worker threads); steps 4-5 run batched
-on the model's device (:func:`clip_features`).
+on the model's device (:func:`clip_features`: one padded filterbank call, frames past each clip's end masked).
 
 Long recordings take bounded memory (:func:`cut_file`): a file longer than :data:`WHOLE_FILE_SECONDS` is first
 checked block by block, then only the stretches its clips cover are decoded (and resampled, with enough
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sertk.audio.fbank import FbankOptions, fbank
+from sertk.audio.fbank import FbankOptions, fbank, num_frames
 from sertk.audio.io import AudioFile
 from sertk.audio.resample import resample, resampled_length, sinc_kernel
 
@@ -47,8 +47,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WHOLE_FILE_SECONDS", "ClipBatch", "ClipConfig", "UtteranceClips", "assemble", "clip_bounds",
-           "clip_features", "cut_clips", "cut_file", "prepare"]
+__all__ = ["GPU_ROW_MULTIPLE", "WHOLE_FILE_SECONDS", "ClipBatch", "ClipConfig", "UtteranceClips", "assemble",
+           "clip_bounds", "clip_features", "clip_features_by_length", "cut_clips", "cut_file", "gather_clips",
+           "prepare", "to_device"]
+
+#: on a GPU, the filterbank's row count is rounded up to a multiple of this (stable shapes: few FFT plans)
+GPU_ROW_MULTIPLE = 64
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)
+_CONSTANTS: dict[tuple, tuple] = {}
 
 #: files up to this long are decoded whole (one read; 60 s of 48 kHz stereo is 23 MB); longer ones part by part
 WHOLE_FILE_SECONDS = 60.0
@@ -134,17 +140,21 @@ class UtteranceClips:  # torch tensors; torch is imported only when one is made
     padded: bool
 
 
-def cut_clips(wave: np.ndarray, rate: int, cfg: ClipConfig = ClipConfig(), name: object = "utterance"
-              ) -> UtteranceClips:
+def cut_clips(wave: np.ndarray, rate: int, cfg: ClipConfig = ClipConfig(), name: object = "utterance",
+              copy: bool = True) -> UtteranceClips:
     """Steps 1-3 for one decoded utterance (``float32 [channels, samples]``), on the CPU.
 
     Independent of every other file and free of the GIL in its heavy parts (torch), so the featurizer runs it
-    in worker threads next to decoding while the model works on the previous batch.
+    in worker threads next to decoding while the model works on the previous batch. The mean subtraction edits
+    the samples in place: ``copy=False`` lets it edit ``wave`` itself (a freshly decoded array nobody else
+    holds, as :func:`cut_file` passes) instead of a copy.
     """
     import torch
     import torch.nn.functional as F
 
-    x = torch.tensor(np.asarray(wave, dtype=np.float32))  # a copy: edited in place below
+    samples = (np.array(wave, dtype=np.float32, order="C", copy=True) if copy
+               else np.ascontiguousarray(wave, dtype=np.float32))
+    x = torch.from_numpy(samples)  # shares samples' memory: one copy at most, where the old code made two
     if x.ndim != 2:
         raise ValueError(f"waveforms must be [channels, samples], got shape {tuple(x.shape)}")
     if rate != cfg.sample_rate:
@@ -190,7 +200,7 @@ def cut_file(path, cfg: ClipConfig = ClipConfig()) -> UtteranceClips:
         if audio.frames > WHOLE_FILE_SECONDS * audio.rate:
             return _cut_long(audio, cfg)
         wave = audio.read_all()  # the file opened once either way
-    return cut_clips(wave, audio.rate, cfg, str(path))
+    return cut_clips(wave, audio.rate, cfg, str(path), copy=False)  # ours alone: cut in place
 
 
 def _cut_long(audio: AudioFile, cfg: ClipConfig) -> UtteranceClips:
@@ -236,8 +246,13 @@ def clip_features(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(
                   device: "torch.device | str" = "cpu") -> "torch.Tensor":
     """Steps 4-5, batched: 1-D CPU clips → normalised ``[len(clips), 1, bins, target]`` on ``device``.
 
-    Clips of equal length (all but those of very short files) go to the device in one pinned copy and through
-    one filterbank call.
+    All clips go through one filterbank call: each is zero-padded on the right to the batch's longest (at least
+    the nominal clip length, so the shape rarely changes), and the frames that reach past a clip's own end are
+    then zeroed, which is what padding its own, shorter feature matrix to the model's frames does. The frames
+    a clip does fill see only its own samples, so its features are those of a call on it alone, to float
+    rounding. On a GPU the clips are copied once, into page-locked memory, uploaded without blocking the host,
+    and the row count is rounded up to a multiple of :data:`GPU_ROW_MULTIPLE` (zero rows, dropped after), so
+    that a few shapes, and so a few FFT plans, serve every batch.
     """
     import torch
     import torch.nn.functional as F
@@ -245,29 +260,70 @@ def clip_features(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(
     device = torch.device(device)
     if not clips:
         return torch.zeros(0, 1, cfg.num_mel_bins, cfg.target_frames, device=device)
-    opts = cfg.fbank_options
+    opts = dataclasses.replace(cfg.fbank_options, use_log=False)  # the log below, without a tensor upload
+    cuda = device.type == "cuda"
+    lengths = [clip.shape[-1] for clip in clips]
+    width = max(max(lengths), int(round(cfg.clip_seconds * cfg.sample_rate)))
+    rows = -(-len(clips) // GPU_ROW_MULTIPLE) * GPU_ROW_MULTIPLE if cuda else len(clips)
+    staging = torch.zeros((rows, width), dtype=torch.float32, pin_memory=cuda)
+    for i, clip in enumerate(clips):
+        staging[i, :lengths[i]] = clip
+    frames = torch.tensor([num_frames(n, opts) for n in lengths] + [0] * (rows - len(clips)), dtype=torch.int32)
+    if cuda:
+        frames = frames.pin_memory()
+    signal = staging.to(device, non_blocking=True)
+    frames = frames.to(device, non_blocking=True)
+    energies = fbank(signal, opts)  # [rows, frames, bins]
+    feats = energies.clamp_min(_FLOAT32_EPS).log().transpose(1, 2)  # as fbank's own log: max(energy, eps)
+    keep = torch.arange(feats.shape[-1], device=device) < frames[:, None]  # [rows, frames]
+    feats = torch.where(keep[:, None, :], feats, 0.0)
+    gap = cfg.target_frames - feats.shape[-1]
+    feats = F.pad(feats, (0, gap)) if gap > 0 else feats[..., : cfg.target_frames]
+    mean, std = _normalisation(cfg, device)
+    feats = (feats[: len(clips)] - mean) / std  # float32 constants, as upstream's Normalize makes them
+    return feats.unsqueeze(1)
+
+
+def clip_features_by_length(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(),
+                            device: "torch.device | str" = "cpu") -> "torch.Tensor":
+    """Steps 4-5 the direct way, one filterbank call per distinct clip length: the reference that tests hold
+    :func:`clip_features` to (it was the featurizer's path until the padded call replaced it)."""
+    import torch
+    import torch.nn.functional as F
+
+    device = torch.device(device)
     out: "list[torch.Tensor | None]" = [None] * len(clips)
     groups: dict[int, list[int]] = {}
     for i, clip in enumerate(clips):
         groups.setdefault(clip.shape[-1], []).append(i)
-    mean = torch.tensor(cfg.mean, dtype=torch.float32, device=device)
-    std = torch.tensor(cfg.std, dtype=torch.float32, device=device)
+    mean, std = _normalisation(cfg, device)
     for rows in groups.values():
-        if device.type == "cuda":  # stacked straight into page-locked memory: one copy, then an async upload
-            staging = torch.empty((len(rows), clips[rows[0]].shape[-1]), dtype=torch.float32, pin_memory=True)
-            stacked = torch.stack([clips[i] for i in rows], out=staging).to(device, non_blocking=True)
-        else:
-            stacked = torch.stack([clips[i] for i in rows]).to(device)
-        feats = fbank(stacked, opts).transpose(1, 2)  # [g, bins, frames]
+        feats = fbank(torch.stack([clips[i] for i in rows]).to(device), cfg.fbank_options).transpose(1, 2)
         gap = cfg.target_frames - feats.shape[-1]
-        if gap > 0:
-            feats = F.pad(feats, (0, gap))
-        elif gap < 0:
-            feats = feats[..., : cfg.target_frames]
-        feats = (feats - mean) / std  # float32 constants, as upstream's Normalize makes them
+        feats = F.pad(feats, (0, gap)) if gap > 0 else feats[..., : cfg.target_frames]
+        feats = (feats - mean) / std
         for j, i in enumerate(rows):
             out[i] = feats[j]
     return torch.stack(out).unsqueeze(1)  # type: ignore[arg-type]
+
+
+def _normalisation(cfg: ClipConfig, device: "torch.device") -> "tuple[torch.Tensor, torch.Tensor]":
+    """The normalisation's mean and std as float32 tensors on ``device``, made once per device (a scalar made on
+    a GPU for every batch would be a blocking upload each time)."""
+    import torch
+
+    key = (cfg.mean, cfg.std, str(device))
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = (torch.tensor(cfg.mean, dtype=torch.float32, device=device),
+                           torch.tensor(cfg.std, dtype=torch.float32, device=device))
+    return _CONSTANTS[key]
+
+
+def to_device(tensor: "torch.Tensor", device: "torch.device") -> "torch.Tensor":
+    """``tensor`` (CPU) on ``device``; to a GPU through page-locked memory, without blocking the host."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def assemble(cut: Sequence[UtteranceClips], cfg: ClipConfig = ClipConfig(),
@@ -275,14 +331,24 @@ def assemble(cut: Sequence[UtteranceClips], cfg: ClipConfig = ClipConfig(),
     """Cut utterances → one :class:`ClipBatch` on ``device``."""
     import torch
 
+    clips, index = gather_clips(cut, cfg)
+    device = torch.device(device)
+    return ClipBatch(clip_features(clips, cfg, device), to_device(index, device),
+                     [pos for pos, u in enumerate(cut) if u.padded])
+
+
+def gather_clips(cut: Sequence[UtteranceClips], cfg: ClipConfig = ClipConfig()
+                 ) -> "tuple[list[torch.Tensor], torch.Tensor]":
+    """The distinct clips of a batch, in order, and the int64 ``[utterances, clips]`` row of each utterance's
+    clips among them (CPU)."""
+    import torch
+
     clips: "list[torch.Tensor]" = []
     index: list[list[int]] = []
     for utterance in cut:
         index.append([len(clips) + r for r in utterance.rows])
         clips += utterance.clips
-    return ClipBatch(clip_features(clips, cfg, device),
-                     torch.tensor(index, dtype=torch.long, device=device).reshape(len(index), cfg.clips),
-                     [pos for pos, u in enumerate(cut) if u.padded])
+    return clips, torch.tensor(index, dtype=torch.long).reshape(len(index), cfg.clips)
 
 
 def prepare(
