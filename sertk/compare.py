@@ -33,7 +33,8 @@ SORT_KEYS: dict[str, str] = {"wa": "accuracy", "ua": "unweighted_accuracy", "f1"
 FORMATS = ("markdown", "csv", "json")
 COMPARE_FORMAT = "sertk-compare/1"
 #: run keys that do not change a run's numbers, so runs that differ only in them are the same configuration
-_NOT_CONFIGURATION = ("out", "cache", "cache_dir", "plots", "save_model", "batch_size")
+_NOT_CONFIGURATION = ("out", "cache", "cache_dir", "plots", "save_model", "batch_size", "executor", "ray_address",
+                      "workers", "gpus_per_worker")
 PAPER_SOURCE = ("the paper's headline result (ImageBind + nu-SVM, nu = 0.1, RBF; IEMOCAP 4-class, random 80/20 "
                 "split), as recorded in sertk.report.PAPER_ACCURACY; the paper gives no UA or macro-F1 for it")
 

@@ -59,8 +59,9 @@ MANIFEST = "sweep.json"
 MANIFEST_FORMAT = "sertk-sweep/1"
 #: what a sweep's runs use unless its file says otherwise: one t-SNE figure per run is rarely wanted
 SWEEP_DEFAULTS: dict[str, Any] = {"plots": False}
-#: run keys an axis may not vary: each run's folder is the sweep's to choose, and all runs share one cache
-_NOT_AXES = ("out", "cache", "cache_dir")
+#: run keys an axis may not vary: each run's folder is the sweep's to choose, all runs share one cache, and
+#: where featurization runs is one choice for the sweep's embedding step (it does not change a number)
+_NOT_AXES = ("out", "cache", "cache_dir", "executor", "ray_address", "workers", "gpus_per_worker")
 _MAX_NAME = 96
 #: the variables that size the BLAS / OpenMP thread pools of a worker process
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -432,10 +433,12 @@ def _embedding_key(config: RunConfig) -> str:
 def prepare_embeddings(config: RunConfig) -> dict[str, Any]:
     """Embed ``config``'s dataset with its featurizer into the cache; returns counts for the manifest.
 
-    Files that fail are not cached: each run then reports them itself (or leaves them out with
-    ``skip_bad_audio``), as a single ``sertk run`` would.
+    The featurizer runs where the base configuration says (``executor = "local"`` or ``"ray"``, as in
+    ``sertk run``); the driver alone writes the cache. Files that fail are not cached: each run then reports them
+    itself (or leaves them out with ``skip_bad_audio``), as a single ``sertk run`` would.
     """
     from sertk.cache import EmbeddingCache
+    from sertk.executors import make_executor
     from sertk.featurize import embed_paths
     from sertk.pipeline import load_utterances
     from sertk.plugins import get_component, instantiate
@@ -446,9 +449,15 @@ def prepare_embeddings(config: RunConfig) -> dict[str, Any]:
     dataset = instantiate(dataset_component, config.dataset.options, root=config.data_root)
     featurizer = instantiate(get_component("featurizer", config.featurizer.name), config.featurizer.options)
     utterances = load_utterances(dataset, config.dataset.name)
-    with EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) as cache:
-        result = embed_paths(featurizer, [u.path for u in utterances], cache=cache, batch_size=config.batch_size,
-                             desc=f"embedding {config.dataset.name} ({config.featurizer.name})")
+    executor = make_executor(config.executor, address=config.ray_address, workers=config.workers,
+                             gpus_per_worker=config.gpus_per_worker)
+    try:
+        with EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) as cache:
+            result = embed_paths(featurizer, [u.path for u in utterances], cache=cache,
+                                 batch_size=config.batch_size, executor=executor,
+                                 desc=f"embedding {config.dataset.name} ({config.featurizer.name})")
+    finally:
+        executor.close()
     return {"n_files": len(utterances), "n_cached": int(result.n_cached), "n_computed": int(result.n_computed),
             "n_failed": len(result.failures)}
 

@@ -73,6 +73,7 @@ def test_no_axes_is_one_run():
     ({"axes": {"colour": [1]}}, "not a run key"),
     ({"axes": {"model.nu": [1]}}, "'model' is not a component"),
     ({"axes": {"cache_dir": ["a", "b"]}}, "cannot vary"),
+    ({"axes": {"executor": ["local", "ray"]}}, "cannot vary"),
     ({"axes": {"seed": [0, 0]}}, "twice"),
     ({"axes": {"seed": ["x"]}}, "seed must be int"),
     ({"out": "runs/x"}, "[sweep] out"),
