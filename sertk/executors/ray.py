@@ -168,7 +168,7 @@ def _set_env(values: Mapping[str, str | None]) -> None:
             os.environ[name] = value
     try:
         import ray._private.ray_constants as constants
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # private, unstubbed
     except ImportError:  # another Ray layout: connect() checks the node address and the authentication mode
         return
     constants.ENABLE_RAY_CLUSTER = os.environ.get(_LOOPBACK_ENV, "1").lower() not in ("0", "false")
@@ -178,7 +178,7 @@ def _set_env(values: Mapping[str, str | None]) -> None:
 
 def _token_auth_on() -> bool:
     try:
-        from ray._raylet import AuthenticationMode, get_authentication_mode
+        from ray._raylet import AuthenticationMode, get_authentication_mode  # type: ignore[attr-defined]
     except ImportError:
         return os.environ.get(_AUTH_MODE_ENV, "").lower() == "token"
     return bool(get_authentication_mode() == AuthenticationMode.TOKEN)
@@ -349,6 +349,8 @@ class RayExecutor:
         self.max_attempts, self.start_timeout_s = max_attempts, start_timeout_s
         self.connection: Connection | None = None
         self.plan: _Plan | None = None
+        #: seconds the last embed call's workers took to start (create the actors, build the featurizers)
+        self.workers_start_s: float | None = None
 
     def _connect(self) -> Any:
         ray = _import_ray()
@@ -363,6 +365,8 @@ class RayExecutor:
             info.update(workers=self.plan.workers, cpus_per_worker=self.plan.cpus, gpus_per_worker=self.plan.gpus)
         if self.connection is not None and self.connection.started:
             info["start_s"] = round(self.connection.start_s, 3)
+        if self.workers_start_s is not None:
+            info["workers_start_s"] = round(self.workers_start_s, 3)
         return info
 
     def close(self) -> None:
@@ -397,7 +401,9 @@ class RayExecutor:
                     ray.kill(actor)
                 raise
 
+        t0 = time.perf_counter()
         live = start(workers)
+        self.workers_start_s = time.perf_counter() - t0
         in_flight: dict[Any, tuple[_Worker, _Shard]] = {}
         try:
             while pending or in_flight:
@@ -425,9 +431,7 @@ class RayExecutor:
                 worker.queued -= 1
                 yield ShardResult(shard.keys, [row if good else None for row, good in zip(rows, ok)], list(reasons),
                                   worker=worker.who)
-        finally:
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
+        finally:  # killing an actor ends its queued shards too (Ray cannot force-cancel actor tasks)
             for worker in live:
                 ray.kill(worker.actor)
 
