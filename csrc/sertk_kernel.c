@@ -87,6 +87,60 @@ int sertk_gram_compute(sertk_kctx *k, int n_threads)
     return rc;
 }
 
+int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl)
+{
+    memset(g, 0, sizeof(*g));
+    g->maxl = maxl;
+    g->sq = SERTK_NEW(double, maxl);
+    g->qd = SERTK_NEW(double, maxl);
+    g->gram = sertk_big_alloc((size_t)maxl * maxl * sizeof(float));
+    int ok = g->sq && g->qd && g->gram;
+    if (ok && k->kernel != SERTK_KERNEL_PRECOMPUTED) {
+        g->X = SERTK_NEW(double, (size_t)maxl * k->d);
+        ok = g->X != NULL;
+    }
+    if (!ok) {
+        sertk_pgram_free(g);
+        return SERTK_ENOMEM;
+    }
+    return SERTK_OK;
+}
+
+void sertk_pgram_free(sertk_pgram *g)
+{
+    free(g->X);
+    free(g->sq);
+    free(g->qd);
+    free(g->gram);
+    memset(g, 0, sizeof(*g));
+}
+
+int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads, sertk_kctx *local)
+{
+    *local = *k;
+    local->n = l;
+    local->X = g->X;
+    local->K = NULL;
+    local->sq = g->sq;
+    local->qd = g->qd;
+    local->gram = g->gram;
+    for (int a = 0; a < l; a++) {
+        g->sq[a] = k->sq[idx[a]];
+        g->qd[a] = k->qd[idx[a]];
+    }
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
+        for (int a = 0; a < l; a++) {
+            const double *src = k->K + (size_t)idx[a] * k->n;
+            float *dst = g->gram + (size_t)a * l;
+            for (int b = 0; b < l; b++) dst[b] = (float)src[idx[b]];
+        }
+        return sertk_cancelled(k->cancel) ? SERTK_ECANCELLED : SERTK_OK;
+    }
+    for (int a = 0; a < l; a++)
+        memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
+    return sertk_gram_compute(local, n_threads);
+}
+
 void sertk_rcache_free(sertk_rcache *c)
 {
     free(c->arena);

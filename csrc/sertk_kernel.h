@@ -54,6 +54,25 @@ typedef struct {
 /* the whole n x n float32 Gram matrix into k->gram, in the caller's row order */
 SERTK_HIDDEN int sertk_gram_compute(sertk_kctx *k, int n_threads);
 
+/*
+ * One sub-problem's own Gram matrix (pair mode): its samples gathered, then the Gram path on them.  The values
+ * are the whole Gram matrix's (the same float64 dot products, each rounded once), in sub-problem order, so a
+ * solver given the local context reads them as it would read the whole matrix.
+ */
+typedef struct {
+    int maxl;
+    double *X;   /* maxl x d gathered samples (RBF, linear) */
+    double *sq;  /* maxl */
+    double *qd;  /* maxl */
+    float *gram; /* maxl x maxl */
+} sertk_pgram;
+
+SERTK_HIDDEN int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl);
+SERTK_HIDDEN void sertk_pgram_free(sertk_pgram *g);
+/* fill g for the samples idx[0..l) (caller row indices) and set *local to a context over them (n = l) */
+SERTK_HIDDEN int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads,
+                                   sertk_kctx *local);
+
 /* a row cache of at most budget bytes for sub-problems of up to maxl samples */
 SERTK_HIDDEN int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double budget);
 SERTK_HIDDEN void sertk_rcache_free(sertk_rcache *c);

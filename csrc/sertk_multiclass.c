@@ -197,6 +197,7 @@ typedef struct {
     double **coef;
     double *rho, *probA, *probB;
     int *n_iter, *timed_out;
+    int inner_threads; /* pair mode: threads for each pair's Gram matrix */
 } sertk_fit_ctx;
 
 static int sertk_pair_task(void *vctx, int p, int worker)
@@ -218,14 +219,23 @@ static int sertk_pair_task(void *vctx, int p, int worker)
         w->ysub[ni + a] = -1;
         w->Csub[ni + a] = c->weight[w->gidx[ni + a]];
     }
+    const sertk_kctx *k = c->k;
+    sertk_kctx local;
+    if (w->has_pgram) {
+        /* pair mode: this pair's own Gram matrix; from here on the sub-problem's samples are 0..l-1 */
+        int rc = sertk_pgram_build(&w->pgram, c->k, l, w->gidx, c->inner_threads, &local);
+        if (rc != SERTK_OK) return rc;
+        for (int a = 0; a < l; a++) w->gidx[a] = a;
+        k = &local;
+    }
     if (c->par->probability) {
-        int rc = sertk_pair_probability(w, c->k, c->par, l, c->prob_perm + c->perm_off[p], &c->probA[p],
+        int rc = sertk_pair_probability(w, k, c->par, l, c->prob_perm + c->perm_off[p], &c->probA[p],
                                         &c->probB[p]);
         if (rc != SERTK_OK) return rc;
     }
     double *coef = SERTK_NEW(double, l);
     if (!coef) return SERTK_ENOMEM;
-    int rc = sertk_nu_svc(w, c->k, c->par, l, w->gidx, w->ysub, w->Csub, coef, &c->rho[p], &c->n_iter[p],
+    int rc = sertk_nu_svc(w, k, c->par, l, w->gidx, w->ysub, w->Csub, coef, &c->rho[p], &c->n_iter[p],
                           &c->timed_out[p]);
     if (rc != SERTK_OK) {
         free(coef);
@@ -429,9 +439,27 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
         }
     }
 
+    /*
+     * How the kernel is held, within the budget: the whole Gram matrix; else each pair's own Gram matrix, as many
+     * pairs at a time as fit (l_max^2 floats each); else a row cache per worker.
+     */
+    int maxl = 0;
+    for (int p = 0; p < P; p++) {
+        int l = count[pair_i[p]] + count[pair_j[p]];
+        if (l > maxl) maxl = l;
+    }
     const double gram_bytes = (double)n * (double)n * sizeof(float);
+    const double pair_bytes = (double)maxl * (double)maxl * sizeof(float);
     const int gram_mode = gram_bytes <= par->cache_bytes;
-    if (!gram_mode && par->cache_bytes < sertk_nusvm_min_cache_bytes(n, prob->y, K, par->n_threads)) {
+    int kmode = gram_mode ? SERTK_KMODE_GRAM : (pair_bytes <= par->cache_bytes ? SERTK_KMODE_PAIR : SERTK_KMODE_CACHE);
+    n_work = par->n_threads < P ? par->n_threads : P;
+    int inner_threads = 1;
+    if (kmode == SERTK_KMODE_PAIR) {
+        const double fit = floor(par->cache_bytes / pair_bytes);
+        if (fit < n_work) n_work = (int)fit;
+        inner_threads = par->n_threads / n_work;
+    }
+    if (kmode == SERTK_KMODE_CACHE && par->cache_bytes < sertk_nusvm_min_cache_bytes(n, prob->y, K, par->n_threads)) {
         rc = SERTK_EBUDGET; /* before any large allocation, and never more memory than the budget */
         goto done;
     }
@@ -445,16 +473,10 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
         rc = sertk_gram_compute(&kc, par->n_threads);
         if (rc != SERTK_OK) goto done;
     }
-    model->kernel_mode = gram_mode ? SERTK_KMODE_GRAM : SERTK_KMODE_CACHE;
+    model->kernel_mode = kmode;
 
     /* one workspace per worker thread */
     {
-        int maxl = 0;
-        for (int p = 0; p < P; p++) {
-            int l = count[pair_i[p]] + count[pair_j[p]];
-            if (l > maxl) maxl = l;
-        }
-        n_work = par->n_threads < P ? par->n_threads : P;
         work = SERTK_NEW(sertk_work, n_work);
         if (!work) {
             rc = SERTK_ENOMEM;
@@ -462,7 +484,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
         }
         memset(work, 0, sizeof(sertk_work) * (size_t)n_work);
         for (int t = 0; t < n_work; t++) {
-            rc = sertk_work_init(&work[t], maxl, par->probability, &kc, !gram_mode, par->cache_bytes / n_work);
+            rc = sertk_work_init(&work[t], maxl, par->probability, &kc, kmode, par->cache_bytes / n_work);
             if (rc != SERTK_OK) goto done;
         }
     }
@@ -486,6 +508,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     fc.probB = probB;
     fc.n_iter = n_iter;
     fc.timed_out = timed_out;
+    fc.inner_threads = inner_threads;
     rc = sertk_parallel_for(n_work, P, sertk_pair_task, &fc);
     if (rc != SERTK_OK) goto done;
 

@@ -11,7 +11,9 @@
  * Kernel values come from BLAS: the caller passes dgemm/ddot function pointers (the Python wrapper passes
  * SciPy's), so this library links no BLAS itself.  When the float32 Gram matrix of all training samples fits
  * the memory budget it is computed once (a float64 product, then rounded to float32 as libsvm's kernel cache
- * does); otherwise kernel rows are computed in BLAS blocks into an LRU row cache per one-vs-one sub-problem.
+ * does); otherwise, when the largest one-vs-one pair's Gram matrix fits, each pair's is computed the same way
+ * just before the pair is solved; otherwise kernel rows are computed in BLAS blocks into an LRU row cache per
+ * one-vs-one sub-problem.
  *
  * Every exported symbol carries the prefix sertk_.  Functions return a status code (SERTK_OK on success) and
  * free everything they allocated, also on failure.  All functions are reentrant; independent sub-problems may
@@ -52,7 +54,8 @@ enum {
 /* how the training kernel was held (reported in the model) */
 enum {
     SERTK_KMODE_GRAM = 0,  /* whole float32 Gram matrix */
-    SERTK_KMODE_CACHE = 1  /* per-sub-problem LRU cache of kernel rows computed in BLAS blocks */
+    SERTK_KMODE_CACHE = 1, /* per-sub-problem LRU cache of kernel rows computed in BLAS blocks */
+    SERTK_KMODE_PAIR = 2   /* each one-vs-one pair's own Gram matrix, one pair at a time per worker */
 };
 
 /* Fortran BLAS signatures, as exported by scipy.linalg.cython_blas */

@@ -388,11 +388,12 @@ void sertk_work_free(sertk_work *w)
     free(w->dec);
     free(w->fpos);
     if (w->has_cache) sertk_rcache_free(&w->cache);
+    if (w->has_pgram) sertk_pgram_free(&w->pgram);
     memset(w, 0, sizeof(*w));
 }
 
-int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int cache_mode,
-                           double cache_budget)
+int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int kernel_mode,
+                    double cache_budget)
 {
     memset(w, 0, sizeof(*w));
     w->maxl = maxl;
@@ -422,9 +423,13 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
         ok = w->fgidx && w->fy && w->fC && w->fa && w->dec && w->fpos;
     }
     int rc = ok ? SERTK_OK : SERTK_ENOMEM;
-    if (rc == SERTK_OK && cache_mode) {
+    if (rc == SERTK_OK && kernel_mode == SERTK_KMODE_CACHE) {
         rc = sertk_rcache_init(&w->cache, k, maxl, cache_budget);
         w->has_cache = rc == SERTK_OK;
+    }
+    if (rc == SERTK_OK && kernel_mode == SERTK_KMODE_PAIR) {
+        rc = sertk_pgram_init(&w->pgram, k, maxl);
+        w->has_pgram = rc == SERTK_OK;
     }
     if (rc != SERTK_OK) sertk_work_free(w);
     return rc;

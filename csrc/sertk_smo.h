@@ -24,11 +24,14 @@ typedef struct {
     schar *fy;
     double *fC, *fa, *dec;
     int *fpos;
-    sertk_rcache cache;
+    sertk_rcache cache; /* cache mode */
     int has_cache;
+    sertk_pgram pgram;  /* pair mode */
+    int has_pgram;
 } sertk_work;
 
-SERTK_HIDDEN int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int cache_mode,
+/* kernel_mode: SERTK_KMODE_*; cache_budget: bytes of this worker's row cache (cache mode only) */
+SERTK_HIDDEN int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int kernel_mode,
                                  double cache_budget);
 SERTK_HIDDEN void sertk_work_free(sertk_work *w);
 

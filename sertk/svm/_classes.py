@@ -178,7 +178,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
     shape_fit_ : tuple
     n_features_in_ : int
     kernel_mode_ : str
-        ``"gram"`` or ``"cache"``: how the training kernel was held.
+        ``"gram"`` (the whole Gram matrix), ``"pair"`` (each one-vs-one pair's own Gram matrix) or ``"cache"`` (a
+        row cache per worker): how the training kernel was held within ``cache_size``.
     """
 
     def __init__(

@@ -74,6 +74,7 @@ cdef extern from "sertk_nusvm.h" nogil:
     int SERTK_KERNEL_RBF
     int SERTK_KERNEL_PRECOMPUTED
     int SERTK_KMODE_GRAM
+    int SERTK_KMODE_PAIR
     int SERTK_NUSVM_ABI_VERSION
 
     int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params,
@@ -246,7 +247,7 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     dict
         ``support`` (int32, indices into X), ``n_support`` (int32, per class), ``dual_coef`` (float64,
         (n_classes-1, n_SV), libsvm's layout), ``rho``, ``n_iter`` (per pair), ``fit_status`` (0, or 1 when a
-        sub-problem reached max_iter), ``prob_a``/``prob_b`` (or None), ``kernel_mode`` ("gram" or "cache").
+        sub-problem reached max_iter), ``prob_a``/``prob_b`` (or None), ``kernel_mode`` ("gram", "pair" or "cache").
 
     Raises
     ------
@@ -331,7 +332,7 @@ cdef dict _model_to_dict(sertk_nusvm_model *m):
         "fit_status": int(m.fit_status),
         "prob_a": prob_a,
         "prob_b": prob_b,
-        "kernel_mode": "gram" if m.kernel_mode == SERTK_KMODE_GRAM else "cache",
+        "kernel_mode": {SERTK_KMODE_GRAM: "gram", SERTK_KMODE_PAIR: "pair"}.get(m.kernel_mode, "cache"),
     }
 
 

@@ -1,7 +1,8 @@
 """The kernel-memory budget (``cache_size``): every budget that runs gives libsvm's model, none is exceeded, and
 one too small to run says so with the size it needs.
 
-The row cache holds ``floor(budget / workers / (4 bytes * l_max))`` rows of the largest class pair (``l_max``
+Below the whole Gram matrix, each pair's own Gram matrix is used when the largest pair's (4 l_max^2 bytes) fits,
+as many pairs at a time as fit; below that, the row cache holds ``floor(budget / workers / (4 bytes * l_max))`` rows of the largest class pair (``l_max``
 samples), at least ``MIN_CACHE_ROWS``; libsvm takes a few rows whatever its budget, we refuse instead.
 """
 
@@ -43,19 +44,24 @@ def test_a_budget_too_small_names_the_size_needed(datasets, n_jobs):
 
 @pytest.mark.golden
 @pytest.mark.parametrize("n_jobs", [1, 2])
-@pytest.mark.parametrize("rows", ["minimum", "a tenth of the pair", "whole pair"])
-def test_every_budget_that_runs_gives_libsvms_model(datasets, rows, n_jobs):
-    # from the least budget (4 rows per worker: almost every kernel row recomputed, evicted at once) up to a cache
-    # that holds the largest pair whole, by BLAS blocks of every size in between: one model, libsvm's
+@pytest.mark.parametrize("rows, mode", [("minimum", "cache"), ("a tenth of the pair", "cache"),
+                                        ("all but one", "cache"), ("whole pair", "pair"),
+                                        ("one pair, two workers' worth", "pair")])
+def test_every_budget_that_runs_gives_libsvms_model(datasets, rows, mode, n_jobs):
+    # from the least budget (4 rows per worker: almost every kernel row recomputed, evicted at once) through row
+    # caches of every size to each pair's own Gram matrix (one pair at a time per worker, as many workers as fit):
+    # one model, libsvm's
     X, y = datasets["emb_4class"]
     codes = _codes(y)
     counts = np.sort(np.bincount(codes))[::-1]
     l_max = int(counts[0] + counts[1])
     workers = min(n_jobs, 6)
-    n_rows = {"minimum": _nusvm.MIN_CACHE_ROWS, "a tenth of the pair": l_max // 10, "whole pair": l_max}[rows]
-    cache_mb = workers * n_rows * 4 * l_max / 2**20
+    # the budget in rows of the largest pair, all workers together (a row cache gets its share of it)
+    n_rows = {"minimum": workers * _nusvm.MIN_CACHE_ROWS, "a tenth of the pair": l_max // 10,
+              "all but one": l_max - 1, "whole pair": l_max, "one pair, two workers' worth": 2 * l_max - 1}[rows]
+    cache_mb = n_rows * 4 * l_max / 2**20
     assert cache_mb < 4 * len(y) ** 2 / 2**20  # below the Gram matrix: the row-cache path
     ref = SkNuSVC(nu=0.2).fit(X, y)
     ours = NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=n_jobs).fit(X, y)
-    assert ours.kernel_mode_ == "cache"
+    assert ours.kernel_mode_ == mode
     assert_same_model(ours, ref, X[:200])
