@@ -2,8 +2,9 @@
 one too small to run says so with the size it needs.
 
 Below the whole Gram matrix, each pair's own Gram matrix is used when the largest pair's (4 l_max^2 bytes) fits,
-as many pairs at a time as fit; below that, the row cache holds ``floor(budget / workers / (4 bytes * l_max))`` rows of the largest class pair (``l_max``
-samples), at least ``MIN_CACHE_ROWS``; libsvm takes a few rows whatever its budget, we refuse instead.
+as many pairs at a time as fit; below that, the row cache holds ``floor(budget / workers / (4 bytes * l_max))``
+rows of the largest class pair (``l_max`` samples), at least ``MIN_CACHE_ROWS``; libsvm takes a few rows whatever
+its budget, we refuse instead.
 """
 
 from __future__ import annotations
