@@ -59,9 +59,9 @@ class ImageBindFeaturizer(sertk.Featurizer):
     num_workers
         Threads that decode files and cut their clips (libsndfile and torch release the GIL), next to the model:
         while it embeds one batch they prepare the next (see :meth:`prefetch`). ``None`` (default): on a GPU
-        the CPU count, at most 8; on the CPU none (``0``: in the calling thread), because there the model
-        already uses every core and extra threads only contend with it (measured: fp32 10 % slower with 2 workers
-        on 2 cores, bf16 unchanged).
+        the cores this process may use (at most 8); on the CPU none (``0``: in the calling thread), because there
+        the model already uses every core and extra threads only contend with it (measured: fp32 10 % slower with
+        2 workers on 2 cores, bf16 unchanged).
     clips, clip_seconds
         Clips per utterance and their length (upstream: 3 × 2 s). Longer clips are cropped to the model's
         204 frames (2.04 s); shorter ones are zero-padded.
@@ -209,7 +209,7 @@ class ImageBindFeaturizer(sertk.Featurizer):
         if self.num_workers == 0:
             return
         key = tuple(Path(p) for p in paths)
-        if key in self._prefetched or not key:
+        if key in self._prefetched or key in self._in_flight or not key:
             return
         while len(self._prefetched) >= _PREFETCH_DEPTH:
             oldest = next(iter(self._prefetched))
