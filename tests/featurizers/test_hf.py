@@ -130,7 +130,8 @@ def count_forwards(monkeypatch, featurizer: HFFeaturizer) -> list[tuple]:
 
 
 def reference(folder: Path, wave: np.ndarray, layer: int, whisper: bool = False) -> np.ndarray:
-    """Plain transformers, one file: the extractor, the model, the frames of one hidden state (float64)."""
+    """Plain transformers, one file: the extractor, the model, the frames of one hidden state (float64); the
+    last is ``last_hidden_state`` (after the final layer norm of stable-layer-norm models)."""
     import torch
     import transformers as T
 
@@ -142,7 +143,9 @@ def reference(folder: Path, wave: np.ndarray, layer: int, whisper: bool = False)
             states = model.get_encoder()(**inputs, output_hidden_states=True).hidden_states
             return states[layer][0, :math.ceil(wave.size / 320)].double().numpy()
         inputs = extractor(wave, sampling_rate=16000, return_tensors="pt")
-        return model(**inputs, output_hidden_states=True).hidden_states[layer][0].double().numpy()
+        out = model(**inputs, output_hidden_states=True)
+        states = [*out.hidden_states[:-1], out.last_hidden_state]
+        return states[layer][0].double().numpy()
 
 
 # -- loading, shapes, registration ----------------------------------------------------------------------------
@@ -155,7 +158,8 @@ def test_every_family_embeds_and_batching_never_changes_an_embedding(models, fil
     calls = count_forwards(monkeypatch, f)
     batched = np.stack(f.all_views_rows(files))
     # equal-length: a and c share a pass; whisper: every file is 30 s, two per pass under the CPU budget
-    assert len(calls) == {"equal-length": 5, "padded": 1, "whisper": 3}[expected_rule]
+    # padded: longest first, each batch within 20 % of its longest: d | a c f | b | e
+    assert len(calls) == {"equal-length": 5, "padded": 4, "whisper": 3}[expected_rule]
     if expected_rule == "equal-length":
         assert all(len(set(shape[1:])) == 1 and shape[0] in (1, 2) for shape in calls)
     alone = np.stack([f.all_views_rows([p])[0] for p in files])
@@ -196,7 +200,8 @@ def test_a_layer_sweep_runs_the_model_once(models, files, monkeypatch):
     first = HFFeaturizer(model=folder, layer=1)
     calls = count_forwards(monkeypatch, first)
     x1 = first.embed(files)
-    assert len(calls) == 1
+    passes = len(calls)  # one per batch of the first embedding (see the batching test)
+    assert passes >= 1
     for layer in (0, 1, "last", "mean"):
         for pooling in ("mean", "mean+std"):
             f = HFFeaturizer(model=folder, layer=layer, pooling=pooling)  # a fresh featurizer, as a new run makes
@@ -209,7 +214,7 @@ def test_a_layer_sweep_runs_the_model_once(models, files, monkeypatch):
             calls[n:] = []
             if layer == 1 and pooling == "mean":
                 np.testing.assert_array_equal(x, x1)
-    assert len(calls) == 1  # every layer and pooling above came from the first pass
+    assert len(calls) == passes  # every layer and pooling above came from the first embedding's passes
     other = HFFeaturizer(model=folder, dtype="bfloat16")
     assert other.layer_store().fp_key != first.layer_store().fp_key
 

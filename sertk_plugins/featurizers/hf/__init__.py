@@ -56,9 +56,11 @@ class HFFeaturizer(sertk.Featurizer):
     revision
         Hub branch, tag or commit (default: the main branch); the commit used is in the fingerprint.
     layer
-        ``"last"`` (default), an index into the ``num_hidden_layers + 1`` hidden states (0: the encoder's input,
-        i.e. the projected convolutional features plus positions; negative counts from the end), or ``"mean"``:
-        the mean of all of them (SUPERB's weighted sum with equal weights).
+        ``"last"`` (default: ``last_hidden_state``, what EmoBox and audEERING pool), an index into the
+        ``num_hidden_layers + 1`` hidden states (0: the encoder's input, i.e. the projected convolutional features
+        plus positions; ``num_hidden_layers``: ``last_hidden_state``, after the final layer norm in
+        stable-layer-norm checkpoints; negative counts from the end), or ``"mean"``: the mean of all of them
+        (SUPERB's weighted sum with equal weights).
     pooling
         ``"mean"`` over frames (``hidden`` values) or ``"mean+std"`` (mean and population standard deviation,
         ``2 × hidden``).
@@ -391,7 +393,9 @@ class HFFeaturizer(sertk.Featurizer):
                 inputs = extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 out = model(input_values=inputs["input_values"].to(device, dtype), output_hidden_states=True)
                 frames = [out.hidden_states[0].shape[1]] * len(waves)
-            states = out.hidden_states
+            # the last entry is last_hidden_state: after the final layer norm of stable-layer-norm checkpoints
+            # (transformers 5 records that layer's output before it; transformers 4 returned the normed one)
+            states = [*out.hidden_states[:-1], out.last_hidden_state]
             return [frame_stats([h[i] for h in states], frames[i]) for i in range(len(waves))]
 
 

@@ -14,7 +14,9 @@ Three rules, one per kind of model (:func:`batching_rule`):
   extractor, as in training) and takes no mask, so any windows can share a batch; its outputs are cut to the
   audio's length afterwards (50 frames per second).
 
-Every rule caps a forward pass at ``budget`` padded samples (batch × longest window), which bounds memory.
+Every rule caps a forward pass at ``budget`` padded samples (batch × longest window), which bounds memory, and
+``padded`` batches hold windows within :data:`MAX_PADDING` of their longest, so padding wastes little compute (on a
+CPU the model is compute-bound even for one file, and a padded frame costs what a real one does).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from sertk_plugins.featurizers.hf.model import ModelFamily
 __all__ = ["RULES", "WHISPER_SAMPLES", "batching_rule", "plan_batches"]
 
 RULES = ("padded", "equal-length", "whisper")
+#: a padded batch holds windows at least (1 - MAX_PADDING) as long as its longest
+MAX_PADDING = 0.2
 #: Whisper's fixed input: 30 s at 16 kHz
 WHISPER_SAMPLES = 30 * 16000
 
@@ -68,6 +72,8 @@ def plan_batches(lengths: Sequence[int], rule: str, budget: int) -> list[Batch]:
             joins = (len(current) + 1) * longest <= budget
             if rule == "equal-length":
                 joins = joins and lengths[index] == lengths[current[0]]
+            elif rule == "padded":
+                joins = joins and lengths[index] >= (1 - MAX_PADDING) * longest
             if joins:
                 current.append(index)
                 continue

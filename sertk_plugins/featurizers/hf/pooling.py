@@ -1,12 +1,13 @@
 """Layers and pooling: every layer's frame statistics from one forward pass, and the vector a choice selects.
 
 A forward pass with ``output_hidden_states=True`` gives ``num_hidden_layers + 1`` hidden states (the encoder's
-input, then each layer). From them we keep, for every *view* — each hidden state, plus their mean (the
-``layer="mean"`` view: equal weights over all ``num_hidden_layers + 1`` states, SUPERB's weighted sum without
-learnt weights) — the frame count, the mean and the sum of squared deviations of its frames, in float64
-(:class:`FrameStats`). Statistics of the windows of a long recording combine exactly (:meth:`FrameStats.merge`,
-Chan et al.'s pairwise update), so the pooled vector of a recording cut into windows is the frame-weighted mean
-and standard deviation over all of its frames.
+input, then each layer; the last is ``last_hidden_state``, which in stable-layer-norm checkpoints — large, lv60,
+WavLM — has passed the encoder's final layer norm). From them we keep, for every *view* — each hidden state,
+plus their mean (the ``layer="mean"`` view: equal weights over all ``num_hidden_layers + 1`` states, SUPERB's
+weighted sum without learnt weights) — the frame count, the mean and the sum of squared deviations of its
+frames, in float64 (:class:`FrameStats`). Statistics of the windows of a long recording combine exactly
+(:meth:`FrameStats.merge`, Chan et al.'s pairwise update), so the pooled vector of a recording cut into windows
+is the frame-weighted mean and standard deviation over all of its frames.
 
 :func:`all_views_row` flattens the statistics of every view into one float32 row (the per-model layer store keeps
 these rows); :func:`select` cuts the vector of one layer and pooling out of such a row, so a layer or pooling
