@@ -506,22 +506,28 @@ def _stat(path: Path) -> os.stat_result | None:
 
 def _hash_files(paths: list[str]) -> list[str | OSError]:
     """:func:`audio_key` of each path (its OSError where it cannot be read), in threads: hashlib releases the GIL
-    while it hashes, so the threads read and hash files in parallel (the cores this process may use, 2 to 8)."""
-    def key(path: str) -> str | OSError:
-        try:
-            return audio_key(path)
-        except OSError as exc:
-            return exc
-
-    if len(paths) < 2:
-        return [key(p) for p in paths]
-    from concurrent.futures import ThreadPoolExecutor
+    while it hashes, so the threads read and hash files in parallel (the cores this process may use, 2 to 8). Each
+    thread takes one contiguous share of the files, so the pool costs a few tasks, not one per file."""
+    def keys(share: list[str]) -> list[str | OSError]:
+        out: list[str | OSError] = []
+        for path in share:
+            try:
+                out.append(audio_key(path))
+            except OSError as exc:
+                out.append(exc)
+        return out
 
     from sertk.machine import cpu_info
 
-    with ThreadPoolExecutor(max_workers=min(8, max(2, cpu_info()["cores"])),
-                            thread_name_prefix="sertk-hash") as pool:
-        return list(pool.map(key, paths))
+    threads = min(8, max(2, cpu_info()["cores"]), len(paths))
+    if threads < 2:
+        return keys(paths)
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = -(-len(paths) // threads)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sertk-hash") as pool:
+        shares = pool.map(keys, [paths[i:i + size] for i in range(0, len(paths), size)])
+        return [key for share in shares for key in share]
 
 
 def _stamp(path: str, st: os.stat_result | None = None) -> tuple[int, int, int, int] | None:
