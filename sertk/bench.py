@@ -253,6 +253,9 @@ def svm_timings(sizes: Sequence[int], *, reference: bool = False, dim: int = 102
 def format_report(report: dict[str, Any]) -> str:
     """The tables ``sertk bench`` prints, from the report :func:`write_report` writes."""
     lines = [f"machine: {report['machine_line']}"]
+    gpus = report.get("machine", {}).get("torch", {}).get("gpus")
+    if gpus:
+        lines.append(f"GPU: {', '.join(gpus)} (CUDA {report['machine']['torch'].get('cuda')})")
     matmul = report.get("matmul")
     f = report.get("featurizer")
     if f:
