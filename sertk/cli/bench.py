@@ -69,8 +69,8 @@ def _check_json_target(path: Path | None, overwrite: bool) -> None:
 @click.option("--files", "files_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Time your own audio files (every audio file under DIR) instead of synthetic ones.")
 @click.option("--n-files", type=click.IntRange(min=1), default=None,
-              help="Synthetic speech-like files at IEMOCAP's duration spread (default: 32 on the CPU, 2048 on a "
-                   "GPU).")
+              help="How many files: synthetic speech-like ones at IEMOCAP's duration spread (default: 32 on the "
+                   "CPU, 2048 on a GPU), or with --files the first N of yours.")
 @click.option("--batch-size", "batch_sizes", default=None, metavar="N[,N...]",
               help="Files per featurizer call (default: the featurizer's own); a list times each.")
 @click.option("--workers", "workers", default=None, metavar="N[,N...]",
