@@ -265,9 +265,12 @@ def clip_features(clips: "Sequence[torch.Tensor]", cfg: ClipConfig = ClipConfig(
     lengths = [clip.shape[-1] for clip in clips]
     width = max(max(lengths), int(round(cfg.clip_seconds * cfg.sample_rate)))
     rows = -(-len(clips) // GPU_ROW_MULTIPLE) * GPU_ROW_MULTIPLE if cuda else len(clips)
-    staging = torch.zeros((rows, width), dtype=torch.float32, pin_memory=cuda)
-    for i, clip in enumerate(clips):
+    staging = torch.empty((rows, width), dtype=torch.float32, pin_memory=cuda)
+    for i, clip in enumerate(clips):  # one copy of each clip; zeros only where a clip ends early
         staging[i, :lengths[i]] = clip
+        if lengths[i] < width:
+            staging[i, lengths[i]:] = 0.0
+    staging[len(clips):] = 0.0
     frames = torch.tensor([num_frames(n, opts) for n in lengths] + [0] * (rows - len(clips)), dtype=torch.int32)
     if cuda:
         frames = frames.pin_memory()
