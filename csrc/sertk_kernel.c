@@ -141,6 +141,90 @@ int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx
     return sertk_gram_compute(local, n_threads);
 }
 
+typedef struct {
+    const sertk_kctx *k; /* the pair's local context: X, sq over the pair's l samples */
+    int ni, nj, l, block;
+    float *G;            /* the pair's l x l matrix */
+    double *bufs;        /* per worker: block x nj */
+} sertk_cross_job;
+
+/* rows r0.. of class i against every sample of class j: G[a][ni + b] */
+static int sertk_cross_rows_task(void *ctx, int task, int worker)
+{
+    sertk_cross_job *job = (sertk_cross_job *)ctx;
+    const sertk_kctx *k = job->k;
+    const int d = k->d, ni = job->ni, nj = job->nj, l = job->l;
+    const int r0 = task * job->block;
+    const int mr = (ni - r0 < job->block) ? ni - r0 : job->block;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+    double *buf = job->bufs + (size_t)worker * job->block * nj;
+    sertk_gemm_abt(k->blas, mr, nj, d, k->X + (size_t)r0 * d, d, k->X + (size_t)ni * d, d, buf, nj);
+    for (int r = 0; r < mr; r++) {
+        const int a = r0 + r;
+        float *ga = job->G + (size_t)a * l + ni;
+        const double *ba = buf + (size_t)r * nj;
+        const double sqa = k->sq[a];
+        for (int b = 0; b < nj; b++) ga[b] = (float)sertk_kval(k, ba[b], sqa, k->sq[ni + b]);
+    }
+    return SERTK_OK;
+}
+
+/* G[ni + b][a] := G[a][ni + b], one band of SERTK_TILE class-j rows per task */
+static int sertk_cross_mirror_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    sertk_cross_job *job = (sertk_cross_job *)ctx;
+    const int ni = job->ni, nj = job->nj, l = job->l;
+    const int b0 = task * SERTK_TILE, b1 = (b0 + SERTK_TILE < nj) ? b0 + SERTK_TILE : nj;
+    if (sertk_cancelled(job->k->cancel)) return SERTK_ECANCELLED;
+    for (int a0 = 0; a0 < ni; a0 += SERTK_TILE) {
+        const int a1 = (a0 + SERTK_TILE < ni) ? a0 + SERTK_TILE : ni;
+        for (int b = b0; b < b1; b++) {
+            float *gb = job->G + (size_t)(ni + b) * l;
+            for (int a = a0; a < a1; a++) gb[a] = job->G[(size_t)a * l + ni + b];
+        }
+    }
+    return SERTK_OK;
+}
+
+int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
+                            const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local)
+{
+    const int l = ni + nj;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
+    *local = *k;
+    local->n = l;
+    local->X = g->X;
+    local->K = NULL;
+    local->sq = g->sq;
+    local->qd = g->qd;
+    local->gram = g->gram;
+    for (int a = 0; a < l; a++) {
+        g->sq[a] = k->sq[idx[a]];
+        g->qd[a] = k->qd[idx[a]];
+        memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
+    }
+    for (int a = 0; a < ni; a++) memcpy(g->gram + (size_t)a * l, diag_i + (size_t)a * ni, sizeof(float) * ni);
+    for (int b = 0; b < nj; b++)
+        memcpy(g->gram + (size_t)(ni + b) * l + ni, diag_j + (size_t)b * nj, sizeof(float) * nj);
+    sertk_cross_job job;
+    job.k = local;
+    job.ni = ni;
+    job.nj = nj;
+    job.l = l;
+    job.block = 256;
+    job.G = g->gram;
+    const int ntasks = (ni + job.block - 1) / job.block;
+    const int nw = n_threads < 1 ? 1 : (n_threads < ntasks ? n_threads : ntasks);
+    job.bufs = SERTK_NEW(double, (size_t)nw * job.block * nj);
+    if (!job.bufs) return SERTK_ENOMEM;
+    int rc = sertk_parallel_for(nw, ntasks, sertk_cross_rows_task, &job);
+    free(job.bufs);
+    if (rc == SERTK_OK)
+        rc = sertk_parallel_for(n_threads, (nj + SERTK_TILE - 1) / SERTK_TILE, sertk_cross_mirror_task, &job);
+    return rc;
+}
+
 void sertk_rcache_free(sertk_rcache *c)
 {
     free(c->arena);

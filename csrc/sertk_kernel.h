@@ -72,6 +72,14 @@ SERTK_HIDDEN void sertk_pgram_free(sertk_pgram *g);
 /* fill g for the samples idx[0..l) (caller row indices) and set *local to a context over them (n = l) */
 SERTK_HIDDEN int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads,
                                    sertk_kctx *local);
+/*
+ * The same for a pair whose two classes' own Gram matrices are known: idx[0..ni) are class i's samples, whose
+ * ni x ni matrix is diag_i, idx[ni..ni+nj) class j's (diag_j); only the ni x nj cross block is computed (then
+ * mirrored), so each class's diagonal block is computed once per fit instead of once per pair it is in.
+ * RBF and linear kernels only.
+ */
+SERTK_HIDDEN int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
+                                         const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local);
 
 /* a row cache of at most budget bytes for sub-problems of up to maxl samples */
 SERTK_HIDDEN int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double budget);

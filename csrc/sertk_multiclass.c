@@ -198,6 +198,7 @@ typedef struct {
     double *rho, *probA, *probB;
     int *n_iter, *timed_out;
     int inner_threads; /* pair mode: threads for each pair's Gram matrix */
+    float **diag;      /* pair mode: each class's own Gram matrix (count x count), or NULL to compute it per pair */
 } sertk_fit_ctx;
 
 static int sertk_pair_task(void *vctx, int p, int worker)
@@ -223,7 +224,9 @@ static int sertk_pair_task(void *vctx, int p, int worker)
     sertk_kctx local;
     if (w->has_pgram) {
         /* pair mode: this pair's own Gram matrix; from here on the sub-problem's samples are 0..l-1 */
-        int rc = sertk_pgram_build(&w->pgram, c->k, l, w->gidx, c->inner_threads, &local);
+        int rc = c->diag ? sertk_pgram_build_cross(&w->pgram, c->k, ni, nj, w->gidx, c->diag[ci], c->diag[cj],
+                                                   c->inner_threads, &local)
+                         : sertk_pgram_build(&w->pgram, c->k, l, w->gidx, c->inner_threads, &local);
         if (rc != SERTK_OK) return rc;
         for (int a = 0; a < l; a++) w->gidx[a] = a;
         k = &local;
@@ -361,6 +364,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     double *rho = SERTK_NEW(double, P), *probA = SERTK_NEW(double, P), *probB = SERTK_NEW(double, P);
     int *n_iter = SERTK_NEW(int, P), *timed_out = SERTK_NEW(int, P);
     float *gram = NULL;
+    float **diag = NULL;
     sertk_work *work = NULL;
     int n_work = 0;
     if (!count || !start || !orig || !pair_i || !pair_j || !nonzero || !perm_off || !sq || !qd || !coef ||
@@ -441,7 +445,8 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
 
     /*
      * How the kernel is held, within the budget: the whole Gram matrix; else each pair's own Gram matrix, as many
-     * pairs at a time as fit (l_max^2 floats each); else a row cache per worker.
+     * pairs at a time as fit (l_max^2 floats each), built from the classes' own Gram matrices (computed once, kept
+     * for the whole fit) when those fit too; else a row cache per worker.
      */
     int maxl = 0;
     for (int p = 0; p < P; p++) {
@@ -454,8 +459,12 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     int kmode = gram_mode ? SERTK_KMODE_GRAM : (pair_bytes <= par->cache_bytes ? SERTK_KMODE_PAIR : SERTK_KMODE_CACHE);
     n_work = par->n_threads < P ? par->n_threads : P;
     int inner_threads = 1;
+    int reuse_diag = 0;
     if (kmode == SERTK_KMODE_PAIR) {
-        const double fit = floor(par->cache_bytes / pair_bytes);
+        double diag_bytes = 0;
+        for (int c = 0; c < K; c++) diag_bytes += (double)count[c] * (double)count[c] * sizeof(float);
+        reuse_diag = par->kernel != SERTK_KERNEL_PRECOMPUTED && diag_bytes + pair_bytes <= par->cache_bytes;
+        const double fit = floor((par->cache_bytes - (reuse_diag ? diag_bytes : 0)) / pair_bytes);
         if (fit < n_work) n_work = (int)fit;
         inner_threads = par->n_threads / n_work;
     }
@@ -489,6 +498,28 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
         }
     }
 
+    /* pair mode: every class's own Gram matrix, all threads on each, before the pairs */
+    if (reuse_diag) {
+        diag = SERTK_NEW(float *, K);
+        if (!diag) {
+            rc = SERTK_ENOMEM;
+            goto done;
+        }
+        for (int c = 0; c < K; c++) diag[c] = NULL;
+        for (int c = 0; c < K; c++) {
+            diag[c] = sertk_big_alloc((size_t)count[c] * count[c] * sizeof(float));
+            if (!diag[c]) {
+                rc = SERTK_ENOMEM;
+                goto done;
+            }
+            sertk_pgram scratch = work[0].pgram; /* its sample buffers; the matrix goes to diag[c] */
+            scratch.gram = diag[c];
+            sertk_kctx unused;
+            rc = sertk_pgram_build(&scratch, &kc, count[c], orig + start[c], par->n_threads, &unused);
+            if (rc != SERTK_OK) goto done;
+        }
+    }
+
     sertk_fit_ctx fc;
     fc.par = par;
     fc.k = &kc;
@@ -509,6 +540,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     fc.n_iter = n_iter;
     fc.timed_out = timed_out;
     fc.inner_threads = inner_threads;
+    fc.diag = diag;
     rc = sertk_parallel_for(n_work, P, sertk_pair_task, &fc);
     if (rc != SERTK_OK) goto done;
 
@@ -590,6 +622,9 @@ done:
         for (int p = 0; p < P; p++) free(coef[p]);
     free(coef);
     free(gram);
+    if (diag)
+        for (int c = 0; c < K; c++) free(diag[c]);
+    free(diag);
     free(count);
     free(start);
     free(orig);
