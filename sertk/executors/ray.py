@@ -248,12 +248,13 @@ def plan_workers(nodes: list[dict[str, float]], workers: int | None, gpus_per_wo
 class _FeaturizerWorker:
     """A Ray actor's state: one featurizer, built once from its recipe on the worker's host."""
 
-    def __init__(self, recipe: Recipe, load_plugins: str | None) -> None:
+    def __init__(self, recipe: Recipe, load_plugins: str | None, threads: int = 1) -> None:
         from sertk.cache import fingerprint_key
         from sertk.plugins import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, PluginHost, instantiate, reset_host
 
         self.error: BaseException | None = None
         try:
+            _use_threads(threads)
             if load_plugins is not None:  # the driver's plugin selection, not whatever this host's environment says
                 os.environ[LOAD_PLUGINS_ENV] = load_plugins
                 reset_host()
@@ -289,6 +290,33 @@ class _FeaturizerWorker:
                 reasons.append(reason)
                 index += 1
         return rows, ok, reasons
+
+
+def _use_threads(threads: int) -> None:
+    """Let this worker's compute use ``threads`` threads. Ray starts an actor of one logical CPU with
+    ``OMP_NUM_THREADS=1``, so a single CPU worker on a small machine would compute on one core where the local
+    executor uses all of them; the logical CPU count stays what the scheduler sees (headroom against deadlocks),
+    the threads are what the host's cores allow (the driver mostly waits)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)  # for libraries loaded from here on (torch, a featurizer's own)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)  # the BLAS already loaded (NumPy's): kept for the actor's life
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def threads_per_worker(nodes: list[dict[str, float]], workers: int) -> int:
+    """Compute threads for each of ``workers`` CPU workers spread over ``nodes``: the cores of the largest node
+    shared among the workers it may hold, at least 1."""
+    most = max((n.get("CPU", 0.0) for n in nodes), default=1.0)
+    per_node = max(1, -(-workers // max(1, len(nodes))))  # workers are spread (SPREAD strategy)
+    return max(1, int(most // per_node))
 
 
 def _who() -> str:
@@ -392,8 +420,10 @@ class RayExecutor:
 
         load_plugins = os.environ.get(LOAD_PLUGINS_ENV)
 
+        threads = threads_per_worker(_node_resources(ray), workers)
+
         def start(count: int) -> list[_Worker]:
-            actors = [actor_class.remote(recipe, load_plugins) for _ in range(count)]
+            actors = [actor_class.remote(recipe, load_plugins, threads) for _ in range(count)]
             try:
                 return [_Worker(actor, who) for actor, who in zip(actors, self._ready(ray, actors, job))]
             except BaseException:

@@ -15,7 +15,7 @@ from sertk.config import RunConfig, dump_config, load_config
 from sertk.errors import ConfigError
 from sertk.executors import make_executor
 from sertk.executors.local import LocalExecutor
-from sertk.executors.ray import RayExecutor, connect, plan_workers
+from sertk.executors.ray import RayExecutor, connect, plan_workers, threads_per_worker
 from sertk.featurize import embed_paths
 from sertk.plugins import get_component, instantiate, recipe_of
 
@@ -62,6 +62,18 @@ def test_the_default_plan(nodes, workers, gpus, expected):
 def test_a_plan_the_cluster_cannot_hold_names_what_is_missing(nodes, workers, gpus, message):
     with pytest.raises(ConfigError, match=message):
         plan_workers(nodes, workers, gpus, cpus_per_worker=1.0)
+
+
+@pytest.mark.parametrize("nodes, workers, expected", [
+    ([{"CPU": 2.0}], 1, 2),  # one worker on a 2-core machine computes on both cores, as the local executor does
+    ([{"CPU": 2.0}], 2, 1),
+    ([{"CPU": 16.0}], 3, 5),
+    ([{"CPU": 8.0}, {"CPU": 8.0}], 4, 4),  # spread: two per node
+    ([{"CPU": 1.0}], 4, 1),  # never below one
+])
+def test_compute_threads_per_worker(nodes, workers, expected):
+    # Ray starts a one-CPU actor with OMP_NUM_THREADS=1; the logical CPU (scheduling headroom) is not the cores
+    assert threads_per_worker(nodes, workers) == expected
 
 
 def test_bad_ray_options_are_refused_before_any_work():
