@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from sertk.executors.ray import RayExecutor, connect
-    from sertk.featurize import embed_paths
+    from sertk.featurization.embed import embed_paths
     from sertk.machine import describe, machine_info
     from sertk.plugins import get_component, instantiate
 

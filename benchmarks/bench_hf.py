@@ -6,7 +6,7 @@ hidden 256, a 7-layer convolutional stem of 128 channels with the real kernels a
 — with random weights, saved with ``save_pretrained`` like a downloaded checkpoint. Files: the demo corpus
 (0.9–2.2 s at 16 kHz).
 
-- ours: ``sertk.featurize.embed_paths`` without a cache (the host's path: batches of the featurizer's
+- ours: ``sertk.featurization.embed.embed_paths`` without a cache (the host's path: batches of the featurizer's
   ``batch_size``; decoding, windows, the extractor, padded forward passes, every layer's statistics), with
   ``layer_store="none"`` so every round computes;
 - reference: what a user writes — per file ``soundfile.read``, the checkpoint's ``AutoFeatureExtractor``, the
@@ -33,7 +33,7 @@ import pytest
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from sertk.featurize import embed_paths  # noqa: E402
+from sertk.featurization.embed import embed_paths  # noqa: E402
 from sertk_plugins.datasets.demo import DemoDataset  # noqa: E402
 from sertk_plugins.featurizers.hf import HFFeaturizer  # noqa: E402
 

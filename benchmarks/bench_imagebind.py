@@ -289,8 +289,8 @@ def test_throughput(benchmark, device, checkpoints, tmp_path_factory):
     matrix product timed here (``sertk.bench.matmul_tflops``). ``sertk bench`` measures the same path with
     settings to sweep. Files: CPU 16 (``--full``: 64); GPU 4096 (``--full``: 16384)."""
     from sertk.bench import matmul_tflops, write_corpus
-    from sertk.cache import EmbeddingCache
-    from sertk.featurize import embed_paths
+    from sertk.featurization.cache import EmbeddingCache
+    from sertk.featurization.embed import embed_paths
     from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
     from sertk_plugins.featurizers.imagebind.model import clip_flop
 

@@ -1,8 +1,8 @@
 """The ``opensmile`` featurizer against openSMILE called file by file, on the same demo-corpus files, one process.
 
 Each round first times the reference (``Smile.process_file`` in a loop, openSMILE's plain use) in the benchmark's
-setup, then sertk's path (``sertk.featurize.embed_paths`` without a cache: decoding, checks, worker threads), so
-the two alternate round by round and share the machine's load; ``extra_info`` holds both times per round and
+setup, then sertk's path (``sertk.featurization.embed.embed_paths`` without a cache: decoding, checks, worker threads),
+so the two alternate round by round and share the machine's load; ``extra_info`` holds both times per round and
 their ratio. Variants: sertk with its default threads and with none (``num_workers=0``), and openSMILE's own
 process pool (``Smile(num_workers=N, multiprocessing=True).process_files``) as the processes alternative.
 
@@ -23,7 +23,7 @@ import pytest
 
 opensmile = pytest.importorskip("opensmile")
 
-from sertk.featurize import embed_paths  # noqa: E402
+from sertk.featurization.embed import embed_paths  # noqa: E402
 from sertk_plugins.datasets.demo import DemoDataset  # noqa: E402
 from sertk_plugins.featurizers.opensmile_sets import OpenSmileFeaturizer  # noqa: E402
 

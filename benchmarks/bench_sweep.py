@@ -4,8 +4,8 @@ Issue 12's target: at least 1.7x faster with the pool on 2 cores. Work per run i
 (two spawned interpreters importing sertk) is amortised: a synthetic corpus of ``--files`` short tones (4 classes,
 8 speakers) in the ``csv`` dataset, embedded once with ``handcrafted`` into a fresh cache before anything is timed;
 each run is ``nusvm`` under 5-fold cross-validation (5 fits on 80 % of the files), one of ν ∈ {0.1, 0.2, 0.3, 0.4}
-× γ ∈ {scale, 0.001, 0.003, 0.01, 0.03, 0.1}. Both sides go through :func:`sertk.sweep.run_sweep` into fresh sweep
-folders: ``jobs=1`` runs the 24 runs one after the other in this process (no start-up cost at all), ``jobs=2``
+× γ ∈ {scale, 0.001, 0.003, 0.01, 0.03, 0.1}. Both sides go through :func:`sertk.experiment.sweep.run_sweep` into fresh
+sweep folders: ``jobs=1`` runs the 24 runs one after the other in this process (no start-up cost at all), ``jobs=2``
 in a pool of 2 spawned workers. Rounds interleave sequential and pool, so both see the same machine load.
 
 Run (record the output in benchmarks/RESULTS-distributed.md, section "Sweeps"; needs the 2 cores free)::
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["SERTK_LOAD_PLUGINS"] = ""
+    from sertk.experiment.sweep import plan_sweep, prepare_embeddings, run_sweep
     from sertk.machine import describe, machine_info
-    from sertk.sweep import plan_sweep, prepare_embeddings, run_sweep
 
     work = Path(tempfile.mkdtemp(prefix="sertk-bench-sweep-"))
     os.environ["SERTK_HOME"] = str(work / "home")

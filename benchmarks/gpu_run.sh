@@ -176,8 +176,8 @@ import tempfile
 from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 from sertk.bench import find_audio_files
-from sertk.cache import EmbeddingCache
-from sertk.featurize import embed_paths
+from sertk.featurization.cache import EmbeddingCache
+from sertk.featurization.embed import embed_paths
 from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
 weights, audio, device, n, out, dtype = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:7]
 files = find_audio_files(audio)[:n]

@@ -1,7 +1,7 @@
 """How fast sertk runs on this machine: what ``sertk bench`` measures, as functions benchmarks can share.
 
-- :func:`featurizer_throughput`: audio files → cached embeddings through :func:`sertk.featurize.embed_paths`, the
-  path ``sertk run`` and ``sertk embed`` take (content hashing, decoding, the featurizer, one cache commit per
+- :func:`featurizer_throughput`: audio files → cached embeddings through :func:`sertk.featurization.embed.embed_paths`,
+  the path ``sertk run`` and ``sertk embed`` take (content hashing, decoding, the featurizer, one cache commit per
   batch), each round into a fresh cache in a temporary folder, so every file is computed;
 - :func:`matmul_tflops`: the rate a large matrix product reaches here, in a given dtype, measured on the spot: the
   ceiling to read a featurizer's achieved TFLOP/s against (a featurizer that can count its work has a
@@ -159,12 +159,12 @@ class Throughput:
 def featurizer_throughput(featurizer: Any, files: Sequence[Path], *, rounds: int = 3, batch_size: int | None = None,
                           settings: dict[str, Any] | None = None, scratch: str | os.PathLike | None = None
                           ) -> Throughput:
-    """Time ``files`` → embeddings through :func:`sertk.featurize.embed_paths` with a fresh
-    :class:`sertk.cache.EmbeddingCache` per round (in a temporary folder under ``scratch``), after one uncached
-    warm-up batch (weights loaded, kernels chosen, threads started). Raises :class:`RuntimeError` if a file fails:
-    a benchmark that skipped files would overstate the rate."""
-    from sertk.cache import EmbeddingCache
-    from sertk.featurize import embed_paths
+    """Time ``files`` → embeddings through :func:`sertk.featurization.embed.embed_paths` with a fresh
+    :class:`sertk.featurization.cache.EmbeddingCache` per round (in a temporary folder under ``scratch``), after one
+    uncached warm-up batch (weights loaded, kernels chosen, threads started). Raises :class:`RuntimeError` if a file
+    fails: a benchmark that skipped files would overstate the rate."""
+    from sertk.featurization.cache import EmbeddingCache
+    from sertk.featurization.embed import embed_paths
 
     files = [Path(p) for p in files]
     size = batch_size or getattr(featurizer, "batch_size", 16)

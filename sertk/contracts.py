@@ -129,7 +129,7 @@ class Featurizer:
       of parts (``concat``); after z-scoring, the pipeline scales each block by 1/sqrt(its dim), so every part
       weighs alike whatever its number of columns. Optional ``parts`` (the part featurizers, in that order): the
       host embeds each through the cache under its own fingerprint and puts the rows side by side
-      (:mod:`sertk.composite`), never calling the composite's :meth:`embed`.
+      (:mod:`sertk.featurization.composite`), never calling the composite's :meth:`embed`.
     - optional ``extra``: the sertk extra (``pip install sertk[EXTRA]``) whose package the featurizer needs;
       ``sertk list`` says how to get it when missing, and the constructor should call
       :func:`sertk.extras.require_extra`.

@@ -14,6 +14,7 @@ import importlib.metadata
 import logging
 import os
 import re
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -274,16 +275,28 @@ def instantiate(component: Component, options: dict[str, Any], **fixed: Any) -> 
         raise  # already says which component and option
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r}: bad options {options!r}: {exc}") from exc
-    try:  # how it was built, so another process (a Ray worker) can build the same one: see recipe_of
-        setattr(instance, RECIPE_ATTRIBUTE, Recipe(component.kind, component.name, dict(options), dict(fixed),
-                                                   plugin=component.plugin.name))
-    except (AttributeError, TypeError):  # __slots__ or a frozen class: such an instance cannot be rebuilt elsewhere
-        pass
+    # how it was built, so another process (a Ray worker) can build the same one: see recipe_of
+    _remember(instance, Recipe(component.kind, component.name, dict(options), dict(fixed),
+                               plugin=component.plugin.name))
     return instance
 
 
-#: the attribute :func:`instantiate` sets on what it builds
-RECIPE_ATTRIBUTE = "sertk_recipe"
+#: id(instance) -> (a weak reference to it, its Recipe): kept beside the instance, never on it, so nothing of the
+#: host's ends up in what a component saves or pickles (a classifier's skops file, say)
+_RECIPES: dict[int, tuple[weakref.ref, "Recipe"]] = {}
+
+
+def _remember(instance: Any, recipe: "Recipe") -> None:
+    key = id(instance)
+
+    def forget(_ref: weakref.ref) -> None:
+        _RECIPES.pop(key, None)
+
+    try:
+        ref = weakref.ref(instance, forget)
+    except TypeError:  # no weak references (__slots__ without __weakref__): it cannot be rebuilt elsewhere
+        return
+    _RECIPES[key] = (ref, recipe)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +318,6 @@ class Recipe:
 
 def recipe_of(instance: Any) -> Recipe | None:
     """The :class:`Recipe` :func:`instantiate` recorded on ``instance``; ``None`` for one built by hand."""
-    recipe = getattr(instance, RECIPE_ATTRIBUTE, None)
-    return recipe if isinstance(recipe, Recipe) else None
+    entry = _RECIPES.get(id(instance))
+    return entry[1] if entry is not None and entry[0]() is instance else None
 

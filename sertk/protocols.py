@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sertk.errors import PluginError
-from sertk.metrics import Labels
+from sertk.experiment.metrics import Labels
 
 __all__ = ["Fold", "Protocol", "get_protocol", "check_folds", "class_warnings", "leakage_warnings"]
 

@@ -1,4 +1,4 @@
-"""The embedding cache: keys, storage, integrity checks and housekeeping (sertk/cache.py)."""
+"""The embedding cache: keys, storage, integrity checks and housekeeping (sertk/featurization/cache.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sertk.cache as cache_mod
-from sertk.cache import EmbeddingCache, audio_key, database_path, default_cache_dir, fingerprint_key
+import sertk.featurization.cache as cache_mod
 from sertk.errors import FeaturizerError, SertkError
+from sertk.featurization.cache import EmbeddingCache, audio_key, database_path, default_cache_dir, fingerprint_key
 
 FP_A = {"name": "fake", "scale": 1.0, "weights_sha256": "00ff", "dtype": "float32"}
 FP_B = {"name": "fake", "scale": 2.0, "weights_sha256": "00ff", "dtype": "float32"}
@@ -149,7 +149,7 @@ def test_corrupt_row_is_a_miss_with_a_warning_and_is_overwritten(tmp_path, caplo
     with EmbeddingCache(tmp_path) as c:
         c.put_many(ka, FP_A, [(K1, np.array([1.0, 2.0, 3.0])), (K2, np.ones(3))])
     _corrupt(database_path(tmp_path), sql, K1)
-    with EmbeddingCache(tmp_path) as c, caplog.at_level(logging.WARNING, logger="sertk.cache"):
+    with EmbeddingCache(tmp_path) as c, caplog.at_level(logging.WARNING, logger="sertk.featurization.cache"):
         assert set(c.get_many(ka, [K1, K2])) == {K2}
         assert "corrupt" in caplog.text and K1[:12] in caplog.text
         c.put_many(ka, FP_A, [(K1, np.array([1.0, 2.0, 3.0]))])

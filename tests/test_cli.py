@@ -112,7 +112,7 @@ def test_predict_with_a_saved_model(toy_host, toy_corpus, tmp_path):
 
 
 def test_predict_refuses_a_model_of_another_featurizer_configuration(toy_host, toy_corpus, tmp_path):
-    from sertk.model import write_digests
+    from sertk.experiment.model import write_digests
 
     out = tmp_path / "run"
     invoke("--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",

@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from sertk.cli.main import cli
-from sertk.compare import compare, load_runs, render
-from sertk.config import RunConfig
 from sertk.errors import ConfigError
-from sertk.pipeline import run_experiment
-from sertk.report import PAPER_ACCURACY
+from sertk.experiment.compare import compare, load_runs, render
+from sertk.experiment.config import RunConfig
+from sertk.experiment.pipeline import run_experiment
+from sertk.experiment.report import PAPER_ACCURACY
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sertk.config import RunConfig, dump_config, load_config
 from sertk.errors import ConfigError
+from sertk.experiment.config import RunConfig, dump_config, load_config
 
 
 def test_defaults_are_the_demo_with_the_papers_classifier_and_protocol():

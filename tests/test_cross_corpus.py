@@ -16,9 +16,9 @@ from public_corpora_trees import make_ravdess_tree
 from toy_plugin import toy_plugin, write_toy_corpus
 
 import sertk.plugins
-from sertk.config import RunConfig, load_config
 from sertk.errors import ConfigError, DatasetError
-from sertk.pipeline import load_utterances, run_experiment
+from sertk.experiment.config import RunConfig, load_config
+from sertk.experiment.pipeline import load_utterances, run_experiment
 from sertk.plugins import PluginHost, get_component, instantiate
 from sertk.protocols import check_folds, get_protocol, leakage_warnings
 from sertk_plugins.datasets.demo import DemoDataset

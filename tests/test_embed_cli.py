@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 import sertk.plugins
 from sertk import Featurizer, hookimpl
-from sertk.cache import EmbeddingCache, database_path
 from sertk.cli.main import cli
 from sertk.errors import AudioError
+from sertk.featurization.cache import EmbeddingCache, database_path
 from sertk.plugins import PluginHost
 
 CALLS: list[str] = []  # every file any fake featurizer embedded, in order

@@ -1,4 +1,4 @@
-"""Batched featurization through the cache (sertk/featurize.py), including the kill-and-resume test."""
+"""Batched featurization through the cache (sertk/featurization/embed.py), including the kill-and-resume test."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import soundfile as sf
 
 import sertk
 from sertk import Featurizer
-from sertk.cache import EmbeddingCache, audio_key, database_path, fingerprint_key
 from sertk.errors import AudioError, ConfigError, FeaturizerError
-from sertk.featurize import NON_FINITE, embed_paths
+from sertk.featurization.cache import EmbeddingCache, audio_key, database_path, fingerprint_key
+from sertk.featurization.embed import NON_FINITE, embed_paths
 
 
 class StatsFeaturizer(Featurizer):
@@ -244,7 +244,7 @@ def test_progress_and_logging(wavs, cache, monkeypatch, caplog):
 
     monkeypatch.setattr(sertk.progress, "bar", lambda total, desc="", unit="it": Bar(total, desc, unit))
     embed_paths(StatsFeaturizer(), wavs[:2], cache=cache)
-    with caplog.at_level(logging.INFO, logger="sertk.featurize"):
+    with caplog.at_level(logging.INFO, logger="sertk.featurization.embed"):
         embed_paths(StatsFeaturizer(), wavs, cache=cache, desc="demo")
     assert [(b.total, b.done, b.closed) for b in bars] == [(2, 2, True), (3, 3, True)]
     assert bars[1].desc == "demo"
@@ -294,8 +294,8 @@ RUNNER = '''
 import sys
 from pathlib import Path
 from slowfeat import Slow
-from sertk.cache import EmbeddingCache
-from sertk.featurize import embed_paths
+from sertk.featurization.cache import EmbeddingCache
+from sertk.featurization.embed import embed_paths
 
 log, cache_dir, *files = sys.argv[1:]
 with EmbeddingCache(Path(cache_dir)) as cache:

@@ -98,8 +98,8 @@ def test_hook_sertk_register_classifiers():
 def test_hook_sertk_register_protocols(toy_host, toy_corpus, tmp_path):
     import numpy as np
 
-    from sertk.config import RunConfig
-    from sertk.pipeline import run_experiment
+    from sertk.experiment.config import RunConfig
+    from sertk.experiment.pipeline import run_experiment
 
     class FirstSpeakerOut(sertk.Protocol):  # a third-party protocol: test on one speaker, train on the rest
         name = "first-speaker-out"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from sertk.metrics import bootstrap_ci, classification_metrics
+from sertk.experiment.metrics import bootstrap_ci, classification_metrics
 
 LABELS = ["ang", "hap", "neu", "sad"]
 
@@ -55,7 +55,7 @@ def test_bootstrap_interval_brackets_the_estimate(predictions):
 
 
 def test_breakdown_by_speaker():
-    from sertk.metrics import breakdown
+    from sertk.experiment.metrics import breakdown
 
     y_true = ["a", "a", "b", "b", "a", "b"]
     y_pred = ["a", "b", "b", "b", "a", "a"]

@@ -1,5 +1,5 @@
-"""Normalisation in each fold (sertk.normalize): no labels, nothing from outside the fold, per-speaker statistics,
-small speakers, block scaling; and the run option, report wording and saved models that use it."""
+"""Normalisation in each fold (sertk.experiment.normalize): no labels, nothing from outside the fold, per-speaker
+statistics, small speakers, block scaling; and the run option, report wording and saved models that use it."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from toy_plugin import ToyFeaturizer
 
 import sertk
-from sertk import normalize
-from sertk.config import RunConfig, load_config
 from sertk.errors import ConfigError, FeaturizerError, ModelError
-from sertk.normalize import MIN_STD_RATIO, fit_fold, fit_normalization
-from sertk.pipeline import run_experiment
+from sertk.experiment import normalize
+from sertk.experiment.config import RunConfig, load_config
+from sertk.experiment.normalize import MIN_STD_RATIO, fit_fold, fit_normalization
+from sertk.experiment.pipeline import run_experiment
 from sertk.protocols import Fold
 
 #: float64 statistics of a few dozen values: a z-scored column's mean and std are 0 and 1 to rounding
@@ -272,7 +272,7 @@ def test_predict_with_a_speaker_normalised_model(toy_host, toy_corpus, tmp_path)
 
 
 def test_a_global_model_keeps_the_old_layout(toy_host, toy_corpus, tmp_path):
-    from sertk.model import load_model
+    from sertk.experiment.model import load_model
 
     out = tmp_path / "run"
     run_experiment(_toy_config(toy_corpus, out, normalize="global", classifier={"name": "toy-centroid"},
@@ -284,7 +284,7 @@ def test_a_global_model_keeps_the_old_layout(toy_host, toy_corpus, tmp_path):
     model.check_input(1, one_speaker=False)  # a global model predicts single files
     meta["format"] = "sertk-model/2"  # a per-speaker format without per-speaker statistics: refused
     (out / "model" / "model.json").write_text(json.dumps(meta))
-    from sertk.model import write_digests
+    from sertk.experiment.model import write_digests
 
     write_digests(out / "model")
     with pytest.raises(ModelError, match="per-speaker normalisation and format 'sertk-model/2' disagree"):

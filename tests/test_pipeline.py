@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from toy_plugin import ToyFeaturizer
 
-from sertk.config import RunConfig, load_config
 from sertk.errors import ConfigError, DatasetError
-from sertk.pipeline import run_experiment
-from sertk.report import REPORT_KEYS
+from sertk.experiment.config import RunConfig, load_config
+from sertk.experiment.pipeline import run_experiment
+from sertk.experiment.report import REPORT_KEYS
 
 
 def _config(root, out, **extra) -> RunConfig:
@@ -137,7 +137,7 @@ def test_tsne_figures_are_drawn(toy_host, toy_corpus, tmp_path):
 
 
 def test_trained_pipeline_is_saved_and_predicts_like_the_run(toy_host, toy_corpus, tmp_path):
-    from sertk.model import load_model
+    from sertk.experiment.model import load_model
 
     config = _config(toy_corpus, tmp_path / "run", classifier={"name": "toy-centroid"}, plots=False)
     report = run_experiment(config).report
@@ -146,7 +146,7 @@ def test_trained_pipeline_is_saved_and_predicts_like_the_run(toy_host, toy_corpu
     assert model.labels == report["labels"] and model.scaler is not None
     import csv
 
-    from sertk.featurize import embed_paths
+    from sertk.featurization.embed import embed_paths
 
     rows = list(csv.DictReader(open(tmp_path / "run" / "predictions.csv")))
     featurizer = model.build_featurizer()
@@ -169,7 +169,7 @@ def test_a_classifier_without_save_leaves_no_model(toy_host, toy_corpus, tmp_pat
 
 
 def test_presets_and_the_paper_comparison():
-    from sertk.config import is_paper_configuration, preset
+    from sertk.experiment.config import is_paper_configuration, preset
 
     paper = preset("paper")
     assert (paper.dataset.name, paper.featurizer.name, paper.classifier.name, paper.protocol.name) == (

@@ -7,8 +7,8 @@ import json
 import pytest
 from iemocap_tree import make_iemocap_tree
 
-from sertk.config import RunConfig
-from sertk.pipeline import run_experiment
+from sertk.experiment.config import RunConfig
+from sertk.experiment.pipeline import run_experiment
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_speaker_independent_protocols_on_miniature_iemocap(iemocap_host, tmp_pa
 def test_paper_preset_on_miniature_iemocap_compares_with_the_paper(iemocap_host, tmp_path, monkeypatch):
     """--preset paper with a stand-in classifier still names the protocol; the comparison line needs the real
     configuration, so it must be absent when the classifier differs."""
-    from sertk.config import preset
+    from sertk.experiment.config import preset
 
     root = make_iemocap_tree(tmp_path)
     config = preset("paper")
@@ -54,9 +54,9 @@ def test_paper_preset_on_miniature_iemocap_compares_with_the_paper(iemocap_host,
 
 
 def test_paper_comparison_line_when_the_configuration_matches(iemocap_host, tmp_path, monkeypatch):
-    import sertk.pipeline
+    import sertk.experiment.pipeline
 
-    monkeypatch.setattr(sertk.pipeline, "is_paper_configuration", lambda config: True)
+    monkeypatch.setattr(sertk.experiment.pipeline, "is_paper_configuration", lambda config: True)
     root = make_iemocap_tree(tmp_path)
     config = RunConfig.from_dict({"dataset": {"name": "iemocap", "root": str(root)},
                                   "featurizer": {"name": "handcrafted"}, "classifier": {"name": "logreg"},

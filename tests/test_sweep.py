@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from sertk.cli.main import cli
 from sertk.errors import ConfigError
-from sertk.sweep import MANIFEST, finished_report, load_sweep, plan_sweep, run_sweep
+from sertk.experiment.sweep import MANIFEST, finished_report, load_sweep, plan_sweep, run_sweep
 
 SWEEP_TOML = """
 save_model = false

@@ -26,7 +26,7 @@ def _human(size: int) -> str:
 
 
 def _directory(cache_dir: Path | None) -> Path:
-    from sertk.cache import default_cache_dir
+    from sertk.featurization.cache import default_cache_dir
 
     return cache_dir if cache_dir is not None else default_cache_dir()
 
@@ -41,7 +41,7 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def info(cache_dir: Path | None, as_json: bool) -> None:
     """Show where the cache is, its size, and its entries per featurizer fingerprint."""
-    from sertk.cache import EmbeddingCache, database_path
+    from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
     report: dict[str, Any]
@@ -76,7 +76,7 @@ def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | Non
 
     A damaged cache database, which SQLite cannot read, is deleted as a whole (after confirmation).
     """
-    from sertk.cache import EmbeddingCache, database_path
+    from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
     if not database_path(directory).exists():
@@ -90,7 +90,7 @@ def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | Non
 
 
 def _delete_damaged(directory: Path, exc: DamagedCacheError, *, selective: bool, yes: bool) -> None:
-    from sertk.cache import remove_database
+    from sertk.featurization.cache import remove_database
 
     if selective:
         raise SertkError(f"the embedding cache {exc.path} is damaged ({exc.detail}), so it cannot be cleared "

@@ -1,4 +1,4 @@
-"""``sertk compare``: WA, UA and macro-F1 of run folders side by side (see :mod:`sertk.compare`)."""
+"""``sertk compare``: WA, UA and macro-F1 of run folders side by side (see :mod:`sertk.experiment.compare`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sertk.compare import FORMATS, SORT_KEYS
+from sertk.experiment.compare import FORMATS, SORT_KEYS
 
 
 @click.command("compare")
@@ -27,8 +27,8 @@ def command(run_dirs, fmt, output, overwrite, sort, paper):
     RUN_DIRS are folders written by `sertk run`, or sweep folders (their finished runs).
     """
     from sertk.atomic import atomic_write_text
-    from sertk.compare import compare, load_runs, render
     from sertk.errors import ConfigError
+    from sertk.experiment.compare import compare, load_runs, render
 
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite to replace it, or choose another --output")

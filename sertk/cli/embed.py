@@ -57,11 +57,11 @@ def command(ctx: click.Context, files: tuple[str, ...], featurizer_name: str, we
             cache_dir: Path | None, skip_bad: bool, executor: str, ray_address: str | None, workers: int | None,
             gpus_per_worker: float | None) -> None:
     """Embed audio FILEs with a featurizer and write paths + embeddings to an .npz."""
-    from sertk.cache import EmbeddingCache, canonical_json
     from sertk.executors import make_executor
-    from sertk.featurize import embed_paths
+    from sertk.experiment.outputs import check_output_file
+    from sertk.featurization.cache import EmbeddingCache, canonical_json
+    from sertk.featurization.embed import embed_paths
     from sertk.options import parse_assignments
-    from sertk.outputs import check_output_file
     from sertk.plugins import get_component, instantiate
 
     if no_cache and cache_dir is not None:

@@ -31,9 +31,9 @@ def command(model_dir: Path, files: tuple[Path, ...], as_json: bool, weights: Pa
 
     import numpy as np
 
-    from sertk.cache import EmbeddingCache
-    from sertk.featurize import embed_paths
-    from sertk.model import load_model
+    from sertk.experiment.model import load_model
+    from sertk.featurization.cache import EmbeddingCache
+    from sertk.featurization.embed import embed_paths
 
     model = load_model(model_dir)
     model.check_input(len(files), one_speaker=one_speaker)  # before any embedding

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from sertk.config import COMPONENT_KINDS, PRESETS, RunConfig, load_config
-from sertk.config import preset as preset_config
-from sertk.normalize import MODES as NORMALIZE_MODES
+from sertk.experiment.config import COMPONENT_KINDS, PRESETS, RunConfig, load_config
+from sertk.experiment.config import preset as preset_config
+from sertk.experiment.normalize import MODES as NORMALIZE_MODES
 
 
 @click.command("run")
@@ -76,8 +76,8 @@ def command(preset, config_file, dataset, data_root, featurizer, classifier, pro
     """
     import json
 
+    from sertk.experiment.pipeline import run_experiment
     from sertk.options import parse_component_assignments
-    from sertk.pipeline import run_experiment
 
     config = preset_config(preset) if preset else RunConfig()
     if config_file:

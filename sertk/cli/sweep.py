@@ -1,4 +1,4 @@
-"""``sertk sweep SWEEP.toml``: many runs from one file, then their comparison (see :mod:`sertk.sweep`)."""
+"""``sertk sweep SWEEP.toml``: many runs from one file, then their comparison (see :mod:`sertk.experiment.sweep`)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def command(sweep_file, out, jobs, executor, ray_address, dry_run, fmt):
     any run failed (the others still run).
     """
     from sertk.atomic import atomic_write_text
-    from sertk.compare import compare, load_runs, render
     from sertk.errors import ConfigError
-    from sertk.sweep import finished_report, load_sweep, run_sweep
+    from sertk.experiment.compare import compare, load_runs, render
+    from sertk.experiment.sweep import finished_report, load_sweep, run_sweep
 
     if ray_address and executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")

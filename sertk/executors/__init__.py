@@ -1,6 +1,6 @@
 """Executors: where the featurizer runs on the files the embedding cache does not hold.
 
-:func:`sertk.featurize.embed_paths` (the driver) hashes every file, serves what the cache holds and hands the
+:func:`sertk.featurization.embed.embed_paths` (the driver) hashes every file, serves what the cache holds and hands the
 misses — ``(content key, path)`` pairs, each distinct content once — to an executor. The executor embeds them in
 *shards* and yields one :class:`ShardResult` per shard, in whatever order shards finish; the driver commits each
 shard to the cache as it arrives (it is the cache's only writer) and assembles the output in input order, so the
@@ -11,8 +11,8 @@ executor changes where the work happens, never the result.
 - ``ray`` (:mod:`sertk.executors.ray`, ``pip install sertk[ray]``): Ray actors on a cluster, each building the
   featurizer once from its registry name and options (:class:`sertk.plugins.Recipe`); see ``docs/distributed.md``.
 
-Both embed a shard with :func:`sertk.featurize.embed_batches`, so a file that cannot be read, or whose embedding is
-not finite, fails alone and is reported by name alike.
+Both embed a shard with :func:`sertk.featurization.embed.embed_batches`, so a file that cannot be read, or whose
+embedding is not finite, fails alone and is reported by name alike.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ EXECUTORS: dict[str, str] = {
 
 @dataclasses.dataclass(frozen=True)
 class EmbedJob:
-    """What every shard of one :func:`~sertk.featurize.embed_paths` call shares.
+    """What every shard of one :func:`~sertk.featurization.embed.embed_paths` call shares.
 
     Attributes
     ----------

@@ -2,7 +2,7 @@
 
 A shard is one batch, so the driver commits every batch before the next is embedded and an interrupted run loses
 at most one batch; the featurizer's ``prefetch`` hint names each next batch
-(:func:`~sertk.featurize.embed_batches`).
+(:func:`~sertk.featurization.embed.embed_batches`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class LocalExecutor:
     name = "local"
 
     def embed(self, featurizer: Any, job: EmbedJob, misses: Sequence[tuple[str, Path]]) -> Iterator[ShardResult]:
-        from sertk.featurize import embed_batches
+        from sertk.featurization.embed import embed_batches
 
         shards = [misses[start:start + job.batch_size] for start in range(0, len(misses), job.batch_size)]
         results = embed_batches(featurizer, [[path for _, path in shard] for shard in shards], job.dim)

@@ -11,8 +11,8 @@ go where Ray puts them (``$RAY_TMPDIR``, default ``/tmp``). Joining a cluster ne
 Featurizing (:class:`RayExecutor`): the cluster's resources are checked before any actor is created, so a request it
 cannot satisfy fails at once naming what is missing (Ray itself would wait forever). Each actor builds the
 featurizer from its :class:`~sertk.plugins.Recipe` through the plugin registry on its host, checks that its
-fingerprint is the driver's, and embeds whole shards with :func:`sertk.featurize.embed_batches`; the driver keeps
-two shards queued per actor, yields each result as it arrives (and commits it: the workers never touch the cache),
+fingerprint is the driver's, and embeds whole shards with :func:`sertk.featurization.embed.embed_batches`; the driver
+keeps two shards queued per actor, yields each result as it arrives (and commits it: the workers never touch the cache),
 and resubmits the shards of a worker that died to a fresh one, a bounded number of times.
 """
 
@@ -249,7 +249,7 @@ class _FeaturizerWorker:
     """A Ray actor's state: one featurizer, built once from its recipe on the worker's host."""
 
     def __init__(self, recipe: Recipe, load_plugins: str | None, threads: int = 1) -> None:
-        from sertk.cache import fingerprint_key
+        from sertk.featurization.cache import fingerprint_key
         from sertk.plugins import DEFAULT_PLUGINS, LOAD_PLUGINS_ENV, PluginHost, instantiate, reset_host
 
         self.error: BaseException | None = None
@@ -275,7 +275,7 @@ class _FeaturizerWorker:
 
     def embed(self, paths: list[str], batch_size: int, dim: int) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
         """One shard: ``(rows (n, dim) float32, ok (n,) bool, reasons)``."""
-        from sertk.featurize import embed_batches
+        from sertk.featurization.embed import embed_batches
 
         files = [Path(p) for p in paths]
         batches = [files[start:start + batch_size] for start in range(0, len(files), batch_size)]

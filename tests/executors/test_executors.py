@@ -11,12 +11,12 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sertk.cli.main import cli
-from sertk.config import RunConfig, dump_config, load_config
 from sertk.errors import ConfigError
 from sertk.executors import make_executor
 from sertk.executors.local import LocalExecutor
 from sertk.executors.ray import RayExecutor, connect, plan_workers, threads_per_worker
-from sertk.featurize import embed_paths
+from sertk.experiment.config import RunConfig, dump_config, load_config
+from sertk.featurization.embed import embed_paths
 from sertk.plugins import get_component, instantiate, recipe_of
 
 

@@ -27,10 +27,10 @@ from click.testing import CliRunner
 
 import sertk
 import sertk.plugins
-from sertk.cache import EmbeddingCache, audio_key, database_path, fingerprint_key
 from sertk.cli.main import cli
 from sertk.errors import ConfigError
-from sertk.featurize import NON_FINITE, embed_paths
+from sertk.featurization.cache import EmbeddingCache, audio_key, database_path, fingerprint_key
+from sertk.featurization.embed import NON_FINITE, embed_paths
 from sertk.plugins import get_component, instantiate
 
 ray = pytest.importorskip("ray")

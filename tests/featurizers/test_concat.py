@@ -15,11 +15,11 @@ from toy_plugin import toy_plugin
 
 import sertk
 import sertk.plugins
-from sertk.cache import EmbeddingCache, fingerprint_key
 from sertk.cli.main import cli
-from sertk.config import RunConfig, load_config
 from sertk.errors import ConfigError, UnknownComponentError
-from sertk.featurize import embed_paths
+from sertk.experiment.config import RunConfig, load_config
+from sertk.featurization.cache import EmbeddingCache, fingerprint_key
+from sertk.featurization.embed import embed_paths
 from sertk.options import parse_component_assignments
 from sertk_plugins.featurizers.concat import ConcatFeaturizer
 
@@ -191,7 +191,7 @@ def test_a_file_any_part_fails_fails_with_the_part_named(tmp_path, host, files):
 
 def test_keyword_options_reach_every_part(host, files, monkeypatch):
     """embed_paths' other keyword arguments (an executor, say) are passed to each part's embed_paths."""
-    import sertk.composite
+    import sertk.featurization.composite
 
     seen = []
 
@@ -199,9 +199,9 @@ def test_keyword_options_reach_every_part(host, files, monkeypatch):
         seen.append((part.name, kwargs))
         return real(part, paths, cache=kwargs["cache"], batch_size=kwargs["batch_size"], desc=kwargs["desc"])
 
-    real = sertk.composite.embed_paths
-    monkeypatch.setattr(sertk.composite, "embed_paths", spy)
-    sertk.composite.embed_parts(concat("length", "stats"), files, cache=None, batch_size=2, marker="m")
+    real = sertk.featurization.composite.embed_paths
+    monkeypatch.setattr(sertk.featurization.composite, "embed_paths", spy)
+    sertk.featurization.composite.embed_parts(concat("length", "stats"), files, cache=None, batch_size=2, marker="m")
     assert [(name, kw["marker"], kw["batch_size"]) for name, kw in seen] == [("length", "m", 2), ("stats", "m", 2)]
 
 

@@ -24,7 +24,7 @@ import opensmile  # noqa: E402
 import sertk.extras  # noqa: E402
 from sertk.cli.main import cli  # noqa: E402
 from sertk.errors import AudioError, FeaturizerError  # noqa: E402
-from sertk.featurize import embed_paths  # noqa: E402
+from sertk.featurization.embed import embed_paths  # noqa: E402
 from sertk_plugins.featurizers.opensmile_sets import FEATURE_SETS, OpenSmileFeaturizer  # noqa: E402
 
 RATE = 16000

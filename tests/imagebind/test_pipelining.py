@@ -15,9 +15,9 @@ import torch
 from tolerances import FLOAT32_RESHAPED, IMAGEBIND_BATCHING, assert_close
 
 import sertk.machine
-from sertk.cache import EmbeddingCache
 from sertk.errors import AudioError
-from sertk.featurize import embed_paths
+from sertk.featurization.cache import EmbeddingCache
+from sertk.featurization.embed import embed_paths
 from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer, _exact_fp32
 from sertk_plugins.featurizers.imagebind import preprocess as pre
 
@@ -170,7 +170,7 @@ def test_content_keys_are_hashed_in_threads(tmp_path, monkeypatch):
         files.append(path)
     missing = tmp_path / "missing.wav"
     threads = set()
-    import sertk.cache as cache_module
+    import sertk.featurization.cache as cache_module
 
     real = cache_module.audio_key
     monkeypatch.setattr(cache_module, "audio_key", lambda p: (threads.add(threading.get_ident()), real(p))[1])

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tolerances import IMAGEBIND_BATCHING, assert_close
 
-from sertk.cache import EmbeddingCache
 from sertk.errors import AudioError, ConfigError
-from sertk.featurize import embed_paths
+from sertk.featurization.cache import EmbeddingCache
+from sertk.featurization.embed import embed_paths
 from sertk_plugins.featurizers.imagebind import ImageBindFeaturizer
 
 

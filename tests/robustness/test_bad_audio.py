@@ -21,7 +21,7 @@ import sertk.plugins
 from sertk.audio.io import MAX_AMPLITUDE, AudioFile, read_audio
 from sertk.cli.main import cli
 from sertk.errors import AudioError
-from sertk.featurize import NON_FINITE, embed_paths
+from sertk.featurization.embed import NON_FINITE, embed_paths
 from sertk_plugins.featurizers.handcrafted import HandcraftedFeaturizer
 
 RATE = 16000
@@ -160,7 +160,7 @@ class ExplodingFeaturizer(sertk.Featurizer):
 def test_non_finite_embeddings_are_per_file_failures_never_cached(tmp_path):
     """User sees: the file named with ``the featurizer's output for this file is not finite …``; the other
     files are embedded and cached; the bad one is not cached (it fails again next time)."""
-    from sertk.cache import EmbeddingCache
+    from sertk.featurization.cache import EmbeddingCache
 
     files = [write(tmp_path / f"ok{i}.wav", 1e-3 * tone(200.0 + i, seed=i)) for i in range(3)]
     files.insert(1, write(tmp_path / "loud.wav", 0.9 * tone(200.0)))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from toy_plugin import toy_plugin
 
-import sertk.cache as cache_mod
+import sertk.featurization.cache as cache_mod
 import sertk.plugins
-from sertk.cache import EmbeddingCache, database_path, fingerprint_key
+from sertk.featurization.cache import EmbeddingCache, database_path, fingerprint_key
 
 from .conftest import assert_no_work_done, assert_user_error, sertk_cli, toy_run_args
 
@@ -190,7 +190,7 @@ def test_an_edited_label_list_is_refused(model, toy_corpus):
 def test_an_edited_label_list_with_new_digests_is_still_refused(model, toy_corpus):
     """The same edit with digests.json rewritten to match: the labels disagree with the classifier's own classes,
     "Error: …/model.json: labels [...] disagree with the classifier's classes [...]; the folder was edited: …"."""
-    from sertk.model import write_digests
+    from sertk.experiment.model import write_digests
 
     meta = json.loads((model / "model.json").read_text())
     meta["labels"][0], meta["labels"][1] = meta["labels"][1], meta["labels"][0]

@@ -11,7 +11,7 @@ import os
 import pytest
 from toy_plugin import ToyFeaturizer
 
-from sertk.outputs import RECORD
+from sertk.experiment.outputs import RECORD
 
 from .conftest import assert_no_work_done, assert_usage_error, assert_user_error, listing, sertk_cli, toy_run_args
 

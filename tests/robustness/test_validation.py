@@ -85,8 +85,8 @@ def test_a_cache_folder_that_is_a_file(host, toy_corpus, tmp_path):
     blocker.write_text("x")
     result = sertk_cli(*toy_run_args(toy_corpus, tmp_path / "run", cache=blocker))
     assert result.exit_code == 2 and "Invalid value for '--cache-dir'" in result.output
-    from sertk.cache import EmbeddingCache
     from sertk.errors import CacheError
+    from sertk.featurization.cache import EmbeddingCache
 
     with pytest.raises(CacheError, match="the embedding cache folder .* is a file, not a folder; use another"):
         EmbeddingCache(blocker)
@@ -132,8 +132,8 @@ def test_a_read_only_cache_database_is_named(tmp_path, monkeypatch):
     """A cache SQLite cannot write (read-only file, even for root: simulated): one line naming it."""
     import sqlite3
 
-    from sertk.cache import EmbeddingCache
     from sertk.errors import CacheError
+    from sertk.featurization.cache import EmbeddingCache
 
     real_connect = sqlite3.connect
 
@@ -150,7 +150,7 @@ def test_a_read_only_cache_database_is_named(tmp_path, monkeypatch):
 def _one_entry():
     import numpy as np
 
-    from sertk.cache import fingerprint_key
+    from sertk.featurization.cache import fingerprint_key
 
     fingerprint = {"name": "x"}
     return fingerprint_key(fingerprint), fingerprint, [("0" * 64, np.ones(3))]

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from sertk import __version__
-from sertk.config import RunConfig, dump_config, is_paper_configuration
 from sertk.contracts import Utterance
 from sertk.errors import ConfigError, DatasetError, SertkError
+from sertk.experiment.config import RunConfig, dump_config, is_paper_configuration
+from sertk.experiment.report import PAPER_ACCURACY
 from sertk.plugins import Component, get_component, instantiate
-from sertk.report import PAPER_ACCURACY
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ RUN_FILES = ("config.toml", "predictions.csv", "report.json", "report.md", "conf
 
 
 def run_files() -> list[str]:
-    from sertk.model import MODEL_FILES
+    from sertk.experiment.model import MODEL_FILES
 
     return [*RUN_FILES, *(f"model/{name}" for name in MODEL_FILES)]
 
@@ -47,7 +47,8 @@ class Experiment:
     classifier: Component
     protocol: Any
     out: Path
-    #: the resolved normalisation mode (:mod:`sertk.normalize`) and whether the run or the featurizer chose it
+    #: the resolved normalisation mode (:mod:`sertk.experiment.normalize`) and whether the run or the featurizer chose
+    #: it
     normalize: str = "none"
     normalize_source: str = "featurizer default"
 
@@ -64,7 +65,7 @@ class Experiment:
         _check_classifier_options(classifier, config)
         protocol = get_protocol(config.protocol.name, config.protocol.options)
         out = Path(config.out or config.default_out())
-        from sertk.normalize import featurizer_default
+        from sertk.experiment.normalize import featurizer_default
 
         chosen = config.normalize is not None or config.standardize is not None
         return cls(config, dataset, featurizer, classifier, protocol, out,
@@ -90,7 +91,7 @@ def _check_cache(config: RunConfig) -> None:
     """Open the embedding cache once before any work: a cache folder that is a file, read-only or damaged fails
     here, with its way out, not after the dataset is loaded."""
     if config.cache:
-        from sertk.cache import EmbeddingCache
+        from sertk.featurization.cache import EmbeddingCache
 
         EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None).close()
 
@@ -148,11 +149,11 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
 
     Returns ``(X, kept, failures, audio_keys, result)``: the float32 embeddings of the utterances that could be
     read, those utterances, unreadable path → reason, the kept utterances' audio content keys (for the leakage
-    check), and the featurizer's :class:`~sertk.featurize.EmbedResult` (cache statistics).
+    check), and the featurizer's :class:`~sertk.featurization.embed.EmbedResult` (cache statistics).
     """
-    from sertk.cache import EmbeddingCache
     from sertk.executors import make_executor
-    from sertk.featurize import embed_paths
+    from sertk.featurization.cache import EmbeddingCache
+    from sertk.featurization.embed import embed_paths
 
     config = experiment.config
     cache = EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) if config.cache else None
@@ -181,10 +182,10 @@ def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: boo
 
     Everything that can be checked without featurizing is checked first: the components and their options, the
     output folder, the cache, the protocol on the loaded utterances. The output folder follows
-    :mod:`sertk.outputs`: with ``fresh_out`` (default: when ``config.out`` is unset) a taken folder gives way to a
-    fresh sibling; otherwise it must be empty, or ``overwrite`` replaces an earlier run's files (only those).
+    :mod:`sertk.experiment.outputs`: with ``fresh_out`` (default: when ``config.out`` is unset) a taken folder gives
+    way to a fresh sibling; otherwise it must be empty, or ``overwrite`` replaces an earlier run's files (only those).
     """
-    from sertk.outputs import claim_run_folder
+    from sertk.experiment.outputs import claim_run_folder
 
     t0 = time.perf_counter()
     experiment = Experiment.from_config(config)
@@ -202,9 +203,9 @@ def run_experiment(config: RunConfig, *, overwrite: bool = False, fresh_out: boo
 
 
 def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
-    from sertk.cache import fingerprint_key
-    from sertk.metrics import bootstrap_ci, breakdown, classification_metrics
-    from sertk.normalize import describe, featurizer_blocks, fit_fold, fit_normalization
+    from sertk.experiment.metrics import bootstrap_ci, breakdown, classification_metrics
+    from sertk.experiment.normalize import describe, featurizer_blocks, fit_fold, fit_normalization
+    from sertk.featurization.cache import fingerprint_key
     from sertk.progress import progress
     from sertk.protocols import check_folds, class_warnings, kind_of, leakage_warnings
 
@@ -332,7 +333,7 @@ def _run(experiment: Experiment, folder: Any, t0: float) -> RunResult:
     if config.plots:
         t = time.perf_counter()
         _, first = folds[0]
-        from sertk.plots import write_tsne_figures
+        from sertk.experiment.plots import write_tsne_figures
 
         logger.info("drawing 3-D t-SNE figures of %d train and %d test embeddings (--no-plots skips this)",
                     len(first.train), len(first.test))
@@ -360,7 +361,7 @@ def _fit(experiment: Experiment, config: RunConfig, X: np.ndarray, y: np.ndarray
 
 def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, model, normalization, n_folds: int,
                 report: dict[str, Any]) -> dict[str, Path]:
-    from sertk.model import can_save, save_model
+    from sertk.experiment.model import can_save, save_model
 
     if not can_save(model):
         report["warnings"].append(f"classifier {config.classifier.name!r} cannot be saved without pickle (no "
@@ -380,7 +381,7 @@ def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, mo
 
 def write_outputs(out: Path, config: RunConfig, report: dict[str, Any], predictions) -> dict[str, Path]:
     from sertk.atomic import atomic_write_text
-    from sertk.report import write_report
+    from sertk.experiment.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", dump_config(config))

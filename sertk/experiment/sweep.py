@@ -23,7 +23,7 @@ the runs fan out to a local process pool (:func:`map_local`) or a Ray cluster (`
 the same shape); so parallel runs only read the cache. ``sweep.json`` in the sweep folder records the plan and
 each run's state, written atomically after every change. A run is finished when its ``report.json`` (written
 last) holds this run's configuration; a rerun of the sweep skips finished runs and redoes the rest, replacing
-only files sertk recorded in their folders (:mod:`sertk.outputs`).
+only files sertk recorded in their folders (:mod:`sertk.experiment.outputs`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sertk.config import COMPONENT_KINDS, RunConfig
 from sertk.errors import ConfigError, SertkError
+from sertk.experiment.config import COMPONENT_KINDS, RunConfig
 
 __all__ = ["MANIFEST", "SweepPlan", "PlannedRun", "RunTask", "RunOutcome", "SweepResult", "RunError",
            "load_sweep", "plan_sweep", "finished_report", "execute_run", "map_local", "run_sweep", "usable_cores"]
@@ -307,7 +307,7 @@ class RunTask:
 
 def execute_run(task: RunTask) -> dict[str, Any]:
     """Run one sweep cell as ``sertk run`` would; returns a summary of its report (raises :class:`RunError`)."""
-    from sertk.pipeline import run_experiment
+    from sertk.experiment.pipeline import run_experiment
 
     start = time.perf_counter()
     try:
@@ -437,10 +437,10 @@ def prepare_embeddings(config: RunConfig) -> dict[str, Any]:
     ``sertk run``); the driver alone writes the cache. Files that fail are not cached: each run then reports them
     itself (or leaves them out with ``skip_bad_audio``), as a single ``sertk run`` would.
     """
-    from sertk.cache import EmbeddingCache
     from sertk.executors import make_executor
-    from sertk.featurize import embed_paths
-    from sertk.pipeline import load_utterances
+    from sertk.experiment.pipeline import load_utterances
+    from sertk.featurization.cache import EmbeddingCache
+    from sertk.featurization.embed import embed_paths
     from sertk.plugins import get_component, instantiate
 
     dataset_component = get_component("dataset", config.dataset.name)
@@ -510,7 +510,7 @@ class SweepEvent:
 
 def claim_sweep_folder(folder: Path) -> None:
     """A sweep folder is new, empty, or an earlier run of a sweep (it has ``sweep.json``): never someone else's."""
-    from sertk.outputs import check_creatable
+    from sertk.experiment.outputs import check_creatable
 
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"sweep folder {folder} is a file; choose another --out")

@@ -3,7 +3,7 @@
 - ``report.json`` — every number, the protocol, the featurizer fingerprint and the resolved configuration.
 - ``report.md`` — a table laid out like the paper's Table 1 (precision / recall / F1 per emotion, averages,
   overall accuracy) plus UA, per fold when there are several.
-- ``confusion_matrix.png`` — raw counts and row-normalised rates (drawn by :mod:`sertk.plots`).
+- ``confusion_matrix.png`` — raw counts and row-normalised rates (drawn by :mod:`sertk.experiment.plots`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sertk.atomic import atomic_write_text
-from sertk.plots import plot_confusion
+from sertk.experiment.plots import plot_confusion
 
 #: the paper's headline: IEMOCAP 4-class, ImageBind + ν-SVM (ν = 0.1), random 80/20 split
 PAPER_ACCURACY = 0.8058

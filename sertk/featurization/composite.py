@@ -1,9 +1,9 @@
 """Composite featurizers (``concat``): each part embedded through the cache on its own, then side by side.
 
 A featurizer with a non-empty ``parts`` attribute (its part featurizers, in column order) is a composite:
-:func:`sertk.featurize.embed_paths` hands it to :func:`embed_parts`, which calls ``embed_paths`` once per part, so
-each part's embeddings are cached under that part's own fingerprint. Changing one part, or adding one, recomputes
-only that part; the composite's own ``embed`` is never called by the host. A file has a row when every part
+:func:`sertk.featurization.embed.embed_paths` hands it to :func:`embed_parts`, which calls ``embed_paths`` once per
+part, so each part's embeddings are cached under that part's own fingerprint. Changing one part, or adding one,
+recomputes only that part; the composite's own ``embed`` is never called by the host. A file has a row when every part
 embedded it; otherwise its failure reason names each part that failed it (``part 'opensmile': …``).
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sertk.cache import EmbeddingCache, fingerprint_key
-from sertk.featurize import EmbedResult, embed_paths
+from sertk.featurization.cache import EmbeddingCache, fingerprint_key
+from sertk.featurization.embed import EmbedResult, embed_paths
 
 __all__ = ["embed_parts", "is_composite"]
 
@@ -38,8 +38,8 @@ def _labels(featurizer: Any, parts: Sequence[Any]) -> list[str]:
 
 def embed_parts(featurizer: Any, paths: Sequence[str | os.PathLike], *, cache: EmbeddingCache | None,
                 batch_size: int | None = None, desc: str = "embedding", **options: Any) -> EmbedResult:
-    """:func:`sertk.featurize.embed_paths` for a composite: each part through it (with ``cache``, ``batch_size``
-    and any other keyword ``options``, such as an executor), the rows side by side.
+    """:func:`sertk.featurization.embed.embed_paths` for a composite: each part through it (with ``cache``,
+    ``batch_size`` and any other keyword ``options``, such as an executor), the rows side by side.
 
     Returns
     -------

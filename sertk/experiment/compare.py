@@ -8,8 +8,8 @@ the output says which groups differ and how.
 
 ``--paper`` puts the paper's own result next to a run in the paper's configuration. Only what sertk can source
 is shown: the paper's headline, 80.58 % accuracy for ImageBind + ν-SVM (ν = 0.1) on IEMOCAP 4-class with a random
-80/20 split (:data:`sertk.report.PAPER_ACCURACY`); the paper reports no UA or macro-F1 for it, and the other rows
-of its Table 2 are not recorded in sertk.
+80/20 split (:data:`sertk.experiment.report.PAPER_ACCURACY`); the paper reports no UA or macro-F1 for it, and the
+other rows of its Table 2 are not recorded in sertk.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ COMPARE_FORMAT = "sertk-compare/1"
 _NOT_CONFIGURATION = ("out", "cache", "cache_dir", "plots", "save_model", "batch_size", "executor", "ray_address",
                       "workers", "gpus_per_worker")
 PAPER_SOURCE = ("the paper's headline result (ImageBind + nu-SVM, nu = 0.1, RBF; IEMOCAP 4-class, random 80/20 "
-                "split), as recorded in sertk.report.PAPER_ACCURACY; the paper gives no UA or macro-F1 for it")
+                "split), as recorded in sertk.experiment.report.PAPER_ACCURACY; the paper gives no UA or macro-F1 "
+                "for it")
 
 
 @dataclasses.dataclass
@@ -116,7 +117,7 @@ def load_run(folder: str | Path) -> RunSummary:
         raise ConfigError(f"{folder} is a file, not a run folder; give the folder that holds report.json")
     path = folder / "report.json"
     if not path.is_file():
-        from sertk.outputs import RECORD
+        from sertk.experiment.outputs import RECORD
 
         if (folder / RECORD).is_file():
             raise ConfigError(f"{folder} holds an unfinished run (no report.json): run it again, or leave it out")
@@ -134,7 +135,7 @@ def load_run(folder: str | Path) -> RunSummary:
 
 def load_runs(folders: Iterable[str | Path]) -> list[RunSummary]:
     """Reports of run folders; a sweep folder (with ``sweep.json``) stands for its finished runs."""
-    from sertk.sweep import MANIFEST
+    from sertk.experiment.sweep import MANIFEST
 
     runs: list[RunSummary] = []
     for folder in map(Path, folders):
@@ -221,7 +222,7 @@ def _row(runs: Sequence[RunSummary]) -> Row:
 
 
 def _paper_row(template: Row) -> Row:
-    from sertk.report import PAPER_ACCURACY
+    from sertk.experiment.report import PAPER_ACCURACY
 
     return Row(template.dataset, template.protocol, "imagebind (the paper)", "nusvm (kernel=rbf, nu=0.1)", "—",
                [], [], {"accuracy": PAPER_ACCURACY, "unweighted_accuracy": None, "macro_f1": None},
@@ -229,7 +230,7 @@ def _paper_row(template: Row) -> Row:
 
 
 def _is_paper_run(run: RunSummary) -> bool:
-    from sertk.config import RunConfig, is_paper_configuration
+    from sertk.experiment.config import RunConfig, is_paper_configuration
 
     try:
         return is_paper_configuration(RunConfig.from_dict(run.config, source=str(run.folder)))

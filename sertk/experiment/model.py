@@ -40,7 +40,7 @@ from sertk.atomic import atomic_path, atomic_write_text
 from sertk.errors import ModelError
 
 if TYPE_CHECKING:
-    from sertk.normalize import FittedNormalization
+    from sertk.experiment.normalize import FittedNormalization
 
 FORMAT = "sertk-model/1"
 #: the format of models that need per-speaker statistics at prediction time (``--normalize speaker``)
@@ -157,7 +157,7 @@ class TrainedModel:
 
     def build_featurizer(self, **overrides: Any) -> Any:
         """The featurizer the model was trained with; its fingerprint must match the saved one."""
-        from sertk.cache import canonical_json
+        from sertk.featurization.cache import canonical_json
         from sertk.plugins import get_component, instantiate
 
         saved = self.meta["featurizer"]
@@ -176,7 +176,7 @@ class TrainedModel:
         not said to be one speaker's, or too few to estimate that speaker's statistics."""
         if self.normalize != "speaker":
             return
-        from sertk.normalize import MIN_SPEAKER_UTTERANCES
+        from sertk.experiment.normalize import MIN_SPEAKER_UTTERANCES
 
         if not one_speaker:
             raise ModelError(
@@ -255,7 +255,7 @@ def load_model(directory: str | Path) -> TrainedModel:
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"cannot read {directory / 'scaler.npz'}: {exc}") from None
         if speaker:
-            from sertk.normalize import FittedNormalization, Statistics
+            from sertk.experiment.normalize import FittedNormalization, Statistics
 
             normalization = FittedNormalization("speaker", Statistics(arrays["mean"], arrays["std"], 0), {}, scale)
         else:

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from sertk import progress
-from sertk.cache import EmbeddingCache, audio_key, fingerprint_key
 from sertk.errors import AudioError, ConfigError, FeaturizerError
 from sertk.executors import EmbedJob, Executor, resolve_executor
+from sertk.featurization.cache import EmbeddingCache, audio_key, fingerprint_key
 from sertk.plugins import recipe_of
 
 __all__ = ["NON_FINITE", "EmbedResult", "embed_batches", "embed_paths"]
@@ -53,10 +53,10 @@ class EmbedResult:
         repeats an earlier input counts like that input); ``n_cached + n_computed + len(failures)`` is the
         number of input paths.
     audio_keys
-        The content key (:func:`sertk.cache.audio_key`) of each input path; ``None`` where the file could not
-        be read at all.
+        The content key (:func:`sertk.featurization.cache.audio_key`) of each input path; ``None`` where the file could
+        not be read at all.
     fp_key
-        The featurizer's fingerprint key (:func:`sertk.cache.fingerprint_key`).
+        The featurizer's fingerprint key (:func:`sertk.featurization.cache.fingerprint_key`).
     """
 
     embeddings: np.ndarray
@@ -179,7 +179,7 @@ def embed_paths(
         If ``batch_size`` is not a positive integer.
     """
     if getattr(featurizer, "parts", None):  # a composite (concat): each part cached under its own fingerprint
-        from sertk.composite import embed_parts
+        from sertk.featurization.composite import embed_parts
 
         return embed_parts(featurizer, paths, cache=cache, batch_size=batch_size, desc=desc, executor=executor)
     name = _featurizer_name(featurizer)

@@ -4,7 +4,7 @@ The resolved configuration is saved as ``config.toml`` next to a run's results; 
 RUN/config.toml`` repeats the run exactly. Layout of the file::
 
     seed = 0
-    normalize = "global"                  # none | global | speaker (sertk.normalize)
+    normalize = "global"                  # none | global | speaker (sertk.experiment.normalize)
     out = "runs/demo"
     executor = "local"                    # or "ray", with ray_address, workers, gpus_per_worker (docs/distributed.md)
     [dataset]
@@ -68,8 +68,8 @@ class RunConfig:
     protocol: ComponentConfig = dataclasses.field(default_factory=lambda: _default("protocol"))
     data_root: str | None = None
     seed: int = 0
-    #: feature normalisation per fold (:mod:`sertk.normalize`): ``none``, ``global`` or ``speaker``; ``None`` = the
-    #: featurizer's recommendation (its ``standardize``: ``global``, else ``none``)
+    #: feature normalisation per fold (:mod:`sertk.experiment.normalize`): ``none``, ``global`` or ``speaker``;
+    #: ``None`` = the featurizer's recommendation (its ``standardize``: ``global``, else ``none``)
     normalize: str | None = None
     #: the older spelling: true = ``normalize = "global"``, false = ``"none"``
     standardize: bool | None = None
@@ -218,7 +218,7 @@ def _check_scalar(key: str, value: Any, source: str) -> Any:
     if key in ("executor", "workers", "gpus_per_worker"):
         _check_executor_option(key, value, source)
     if key == "normalize" and value is not None:
-        from sertk.normalize import check_mode
+        from sertk.experiment.normalize import check_mode
 
         check_mode(value, f"{source}: normalize")
     return value
