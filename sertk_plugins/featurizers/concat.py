@@ -12,8 +12,8 @@ or on the command line with the same TOML value: ``-o 'featurizer.parts=["handcr
 A part is a featurizer name, or a table with ``name`` and optional ``options``.
 
 The host embeds each part through the embedding cache on its own (:attr:`ConcatFeaturizer.parts`, see
-:mod:`sertk.composite`), so changing one part recomputes only that part, and a file fails when any part fails it,
-with the part named. :attr:`ConcatFeaturizer.blocks` tells the pipeline which columns belong to which part, so
+:mod:`sertk.featurization.composite`), so changing one part recomputes only that part, and a file fails when any part
+fails it, with the part named. :attr:`ConcatFeaturizer.blocks` tells the pipeline which columns belong to which part, so
 that after z-scoring it can scale each part to equal weight: ComParE's 6373 columns would otherwise drown
 ImageBind's 1024.
 """
@@ -85,7 +85,7 @@ class ConcatFeaturizer(sertk.Featurizer):
 
     def __init__(self, parts: Any = ()) -> None:
         specs = parse_parts(parts)
-        #: the part featurizers, in column order; the host embeds each through the cache (sertk.composite)
+        #: the part featurizers, in column order; the host embeds each through the cache (sertk.featurization.composite)
         self.parts: list[Any] = [instantiate(get_component("featurizer", name), options) for name, options in specs]
         self.labels = _labels([name for name, _ in specs])
         #: (part label, dim) per part in column order: the pipeline weighs each block alike after z-scoring
@@ -101,7 +101,7 @@ class ConcatFeaturizer(sertk.Featurizer):
 
     def embed(self, paths: Sequence[Path]) -> np.ndarray:
         """Each part's embeddings, side by side, float32 ``(len(paths), dim)``, without the cache (the host goes
-        through :mod:`sertk.composite` instead); an :class:`AudioError` names the part."""
+        through :mod:`sertk.featurization.composite` instead); an :class:`AudioError` names the part."""
         columns = []
         for label, part in zip(self.labels, self.parts):
             try:

@@ -3,12 +3,13 @@
 A forward pass yields all hidden states anyway; pooling them all costs little next to the model. So for every file
 the featurizer computes one row holding, for each view (each hidden state and their mean), the mean and the
 standard deviation over frames (:func:`.pooling.all_views_row`), and keeps it here, keyed by the file's content
-(:func:`sertk.cache.audio_key`) and a fingerprint of everything *but* the layer and the pooling (model, revision,
-weights digest, dtype, window rule, normalisation). Another ``layer`` or ``pooling`` for the same model and files
-is then a slice of stored rows, not a forward pass; the host's embedding cache keeps the selected vectors as usual.
+(:func:`sertk.featurization.cache.audio_key`) and a fingerprint of everything *but* the layer and the pooling (model,
+revision, weights digest, dtype, window rule, normalisation). Another ``layer`` or ``pooling`` for the same model and
+files is then a slice of stored rows, not a forward pass; the host's embedding cache keeps the selected vectors as
+usual.
 
-It is an :class:`sertk.cache.EmbeddingCache` of its own, under ``<sertk cache folder>/hf-layers`` by default
-(``layer_store=DIR`` elsewhere, ``layer_store="none"`` for none): ``sertk cache info --cache-dir …/hf-layers``
+It is an :class:`sertk.featurization.cache.EmbeddingCache` of its own, under ``<sertk cache folder>/hf-layers`` by
+default (``layer_store=DIR`` elsewhere, ``layer_store="none"`` for none): ``sertk cache info --cache-dir …/hf-layers``
 shows it (featurizer ``hf-layers``) and ``sertk cache clear --cache-dir …/hf-layers`` empties it. Rows are large
 (``(layers + 2) × 2 × hidden`` float32: 80 KiB per file for a base model, 200 KiB for a large one), the price of
 never running a model twice over the same files. The store is written from inside the featurizer, one transaction
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from sertk.cache import EmbeddingCache, default_cache_dir, fingerprint_key
 from sertk.errors import AudioError
+from sertk.featurization.cache import EmbeddingCache, default_cache_dir, fingerprint_key
 
 logger = logging.getLogger(__name__)
 
