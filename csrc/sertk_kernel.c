@@ -115,7 +115,8 @@ void sertk_pgram_free(sertk_pgram *g)
     memset(g, 0, sizeof(*g));
 }
 
-int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads, sertk_kctx *local)
+/* *local: k over the samples idx[0..l) gathered into g (norms and diagonal; the rows too unless precomputed) */
+static void sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, sertk_kctx *local)
 {
     *local = *k;
     local->n = l;
@@ -127,7 +128,14 @@ int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx
     for (int a = 0; a < l; a++) {
         g->sq[a] = k->sq[idx[a]];
         g->qd[a] = k->qd[idx[a]];
+        if (k->kernel != SERTK_KERNEL_PRECOMPUTED)
+            memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
     }
+}
+
+int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads, sertk_kctx *local)
+{
+    sertk_pgram_gather(g, k, l, idx, local);
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int a = 0; a < l; a++) {
             const double *src = k->K + (size_t)idx[a] * k->n;
@@ -136,8 +144,6 @@ int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx
         }
         return sertk_cancelled(k->cancel) ? SERTK_ECANCELLED : SERTK_OK;
     }
-    for (int a = 0; a < l; a++)
-        memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
     return sertk_gram_compute(local, n_threads);
 }
 
@@ -192,18 +198,7 @@ int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj,
 {
     const int l = ni + nj;
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
-    *local = *k;
-    local->n = l;
-    local->X = g->X;
-    local->K = NULL;
-    local->sq = g->sq;
-    local->qd = g->qd;
-    local->gram = g->gram;
-    for (int a = 0; a < l; a++) {
-        g->sq[a] = k->sq[idx[a]];
-        g->qd[a] = k->qd[idx[a]];
-        memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
-    }
+    sertk_pgram_gather(g, k, l, idx, local);
     for (int a = 0; a < ni; a++) memcpy(g->gram + (size_t)a * l, diag_i + (size_t)a * ni, sizeof(float) * ni);
     for (int b = 0; b < nj; b++)
         memcpy(g->gram + (size_t)(ni + b) * l + ni, diag_j + (size_t)b * nj, sizeof(float) * nj);
