@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cache_rows import committed_rows
 
 import sertk
 from sertk import Featurizer
@@ -321,24 +322,13 @@ def test_killed_run_resumes(tmp_path, monkeypatch):
     proc = subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(log), str(cache_dir),
                              *map(str, files)], env=env, stderr=subprocess.PIPE)
 
-    def committed() -> int:
-        if not database_path(cache_dir).exists():
-            return 0
-        conn = sqlite3.connect(database_path(cache_dir), timeout=10)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-        except sqlite3.OperationalError:  # schema not created yet
-            return 0
-        finally:
-            conn.close()
-
     try:
         deadline = time.monotonic() + 30
         while True:  # wait until >= 1 batch is committed and the next batch is under way
             assert proc.poll() is None, f"runner ended before it was killed: {proc.stderr.read().decode()}"
             assert time.monotonic() < deadline, "runner made no progress"
             starts = log.read_text().count("start") if log.exists() else 0
-            done = committed()
+            done = committed_rows(cache_dir)
             if done >= 2 and starts > done // 2:
                 break
             time.sleep(0.01)
@@ -349,7 +339,7 @@ def test_killed_run_resumes(tmp_path, monkeypatch):
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
 
-    before = committed()
+    before = committed_rows(cache_dir)
     assert 2 <= before < len(files)
     assert before % 2 == 0, "a batch of two was half-written"
     conn = sqlite3.connect(database_path(cache_dir))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cache_rows import committed_rows
 from click.testing import CliRunner
 
 import sertk
@@ -203,17 +204,6 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_computed_twice(cluster, co
                              "--ray-address", cluster.connection.gcs_address],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def committed() -> int:
-        if not database_path(cache_dir).exists():
-            return 0
-        conn = sqlite3.connect(database_path(cache_dir), timeout=10)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-        except sqlite3.OperationalError:  # schema not created yet
-            return 0
-        finally:
-            conn.close()
-
     try:
         deadline = time.monotonic() + 90
         while True:  # until >= 2 shards are committed and the next one is under way
@@ -221,7 +211,8 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_computed_twice(cluster, co
             assert time.monotonic() < deadline, f"no progress: {proc.stderr.read1().decode()}"
             starts = Path(f"{log}.starts")
             begun = len(starts.read_text().splitlines()) if starts.exists() else 0
-            if committed() >= 4 and begun > committed() // 2:  # batches (= shards) of 2 files
+            # batches (= shards) of 2 files
+            if committed_rows(cache_dir) >= 4 and begun > committed_rows(cache_dir) // 2:
                 break
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
