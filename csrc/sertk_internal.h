@@ -1,6 +1,6 @@
 /*
  * sertk_internal.h -- what the C core's files share and nothing outside csrc/ may use: allocation, libsvm's
- * min/max, the cancellation flag, a pthread parallel-for and the BLAS calls.
+ * min/max, the cancellation flag, a pthread parallel-for, a persistent thread team and the BLAS calls.
  *
  * Exactness.  Every file of the core includes this header first: floating-point contraction (FMA) is off,
  * since fusing a*b+c changes rounding and the solver must follow libsvm's iteration path bit for bit (see
@@ -52,6 +52,18 @@ static inline double sertk_max(double a, double b) { return a > b ? a : b; }  /*
 /* parallel for: tasks 0..ntasks-1 handed out in order to n_threads workers; the first failing status wins */
 typedef int (*sertk_task_fn)(void *ctx, int task, int worker);
 SERTK_HIDDEN int sertk_parallel_for(int n_threads, int ntasks, sertk_task_fn fn, void *ctx);
+
+/*
+ * A persistent team for loops inside one solver iteration (sertk_team.c): sertk_team_run calls fn(ctx, part,
+ * nparts) once for every part, part 0 on the caller's thread, and returns when all are done.  sertk_team_start
+ * gives NULL when nparts < 2 or no helper thread starts; every call accepts NULL and then runs part 0 of 1.
+ */
+typedef void (*sertk_part_fn)(void *ctx, int part, int nparts);
+typedef struct sertk_team sertk_team;
+SERTK_HIDDEN sertk_team *sertk_team_start(int nparts);
+SERTK_HIDDEN int sertk_team_size(const sertk_team *t);
+SERTK_HIDDEN void sertk_team_run(sertk_team *t, sertk_part_fn fn, void *ctx);
+SERTK_HIDDEN void sertk_team_stop(sertk_team *t);
 
 /* C (mr x nc, row stride ldc) = A (mr x k, row-major, stride lda) * B (nc x k, row-major, stride ldb)^T */
 SERTK_HIDDEN void sertk_gemm_abt(const sertk_blas *blas, int mr, int nc, int k, const double *A, int lda,

@@ -492,8 +492,11 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
             goto done;
         }
         memset(work, 0, sizeof(sertk_work) * (size_t)n_work);
+        /* threads beyond one per worker split each solver's loops (Gram and pair modes) */
+        const int team_parts = kmode == SERTK_KMODE_CACHE ? 1 : par->n_threads / n_work;
         for (int t = 0; t < n_work; t++) {
-            rc = sertk_work_init(&work[t], maxl, par->probability, &kc, kmode, par->cache_bytes / n_work);
+            rc = sertk_work_init(&work[t], maxl, par->probability, &kc, kmode, par->cache_bytes / n_work,
+                                 team_parts);
             if (rc != SERTK_OK) goto done;
         }
     }

@@ -35,7 +35,23 @@ typedef struct sertk_solver {
     const sertk_kctx *k;
     const int *gidx;     /* sub-problem index -> grouped index */
     sertk_rcache *cache; /* NULL in Gram mode */
+    sertk_team *team;    /* Gram and pair modes with spare threads: loops over the variables split in parts */
 } sertk_solver;
+
+/*
+ * Loops of at least this many variables are split over the team.  Every split loop either writes each element
+ * on its own (G, G_bar: the terms of one element are added in the same order as one thread would) or is a
+ * maximum/minimum search whose parts are combined in position order with libsvm's tie rule, so a fit with a team
+ * is bit-identical to one without.
+ */
+#define SERTK_TEAM_MIN 2048
+#define SERTK_TEAM_MAXPARTS 64
+
+static inline void sertk_part_range(int n, int part, int nparts, int *t0, int *t1)
+{
+    *t0 = (int)((long long)n * part / nparts);
+    *t1 = (int)((long long)n * (part + 1) / nparts);
+}
 
 static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const sertk_solver *s, int orig)
 {
@@ -154,45 +170,6 @@ static void sertk_swap_index(sertk_solver *s, int i, int j)
     SERTK_SWAP(double, s->QD[i], s->QD[j]);
 }
 
-/* G of the inactive variables from G_bar and the free variables (the linear term p is 0 for nu-SVC) */
-static void sertk_reconstruct_gradient(sertk_solver *s)
-{
-    const int l = s->l, as = s->active_size;
-    if (as == l) return;
-    for (int j = as; j < l; j++) s->G[j] = s->Gbar[j] + 0.0;
-    long long nr_free = 0;
-    for (int j = 0; j < as; j++)
-        if (s->st[j] == SERTK_FREE) nr_free++;
-    /* both loop orders add the terms of each G[i] in ascending position order, as libsvm */
-    if (nr_free * l > 2LL * as * (l - as)) {
-        int *fr = s->tmp, nf = 0;
-        for (int j = 0; j < as; j++)
-            if (s->st[j] == SERTK_FREE) fr[nf++] = j;
-        for (int i = as; i < l; i++) {
-            const float *R = sertk_row(s, i);
-            const double yi = s->y[i];
-            double gi = s->G[i];
-            for (int t = 0; t < nf; t++) {
-                const int j = fr[t];
-                double q = (yi * s->y[j]) * (double)R[s->col[j]];
-                gi += s->alpha[j] * q;
-            }
-            s->G[i] = gi;
-        }
-    } else {
-        for (int i = 0; i < as; i++)
-            if (s->st[i] == SERTK_FREE) {
-                const float *R = sertk_row(s, i);
-                const double ai = s->alpha[i];
-                const double yi = s->y[i];
-                for (int j = as; j < l; j++) {
-                    double q = (yi * s->y[j]) * (double)R[s->col[j]];
-                    s->G[j] += ai * q;
-                }
-            }
-    }
-}
-
 /*
  * One candidate of the second-order rule: obj = -(g^2)/q, kept when obj <= the best so far (the last index wins
  * ties, as libsvm).  The division is what libsvm computes; it is skipped only when a cross-multiplication proves
@@ -213,43 +190,29 @@ static inline void sertk_consider(double g, double q, int j, int *jmin, double *
     }
 }
 
-/* returns 1 when optimal (on the active set), else 0 with the working set in *out_i, *out_j */
-static int sertk_select_working_set(sertk_solver *s, int *out_i, int *out_j)
+/* the second-order choice of j over positions j0..j1 of the active set, given the maximal violators ip, in */
+typedef struct {
+    double Gmaxp2, Gmaxn2, obj_min, bnum, bden;
+    int jmin;
+} sertk_pick;
+
+typedef struct {
+    const float *Rp, *Rn;
+    double QDp, QDn, Gmaxp, Gmaxn;
+} sertk_pick_in;
+
+static void sertk_pick_range(const sertk_solver *s, const sertk_pick_in *in, int j0, int j1, sertk_pick *out)
 {
-    const int as = s->active_size;
     const schar *y = s->y;
     const char *st = s->st;
     const double *G = s->G, *QD = s->QD;
     const int *col = s->col;
-    double Gmaxp = -SERTK_INF, Gmaxp2 = -SERTK_INF, Gmaxn = -SERTK_INF, Gmaxn2 = -SERTK_INF;
-    int ip = -1, in = -1, jmin = -1;
+    const float *Rp = in->Rp, *Rn = in->Rn;
+    const double QDp = in->QDp, QDn = in->QDn, Gmaxp = in->Gmaxp, Gmaxn = in->Gmaxn;
+    double Gmaxp2 = -SERTK_INF, Gmaxn2 = -SERTK_INF;
+    int jmin = -1;
     double obj_min = SERTK_INF, bnum = 0, bden = 1;
-
-    if (s->max_valid) {
-        Gmaxp = s->Gmaxp;
-        ip = s->ip;
-        Gmaxn = s->Gmaxn;
-        in = s->in;
-    } else {
-        for (int t = 0; t < as; t++) {
-            if (y[t] == +1) {
-                if (st[t] != SERTK_UPPER && -G[t] >= Gmaxp) {
-                    Gmaxp = -G[t];
-                    ip = t;
-                }
-            } else {
-                if (st[t] != SERTK_LOWER && G[t] >= Gmaxn) {
-                    Gmaxn = G[t];
-                    in = t;
-                }
-            }
-        }
-    }
-    const float *Rp = ip != -1 ? sertk_row(s, ip) : NULL;
-    const float *Rn = in != -1 ? sertk_row(s, in) : NULL;
-    const double QDp = ip != -1 ? QD[ip] : 0.0, QDn = in != -1 ? QD[in] : 0.0;
-
-    for (int j = 0; j < as; j++) {
+    for (int j = j0; j < j1; j++) {
         if (y[j] == +1) {
             if (st[j] != SERTK_LOWER) {
                 double grad_diff = Gmaxp + G[j];
@@ -271,10 +234,266 @@ static int sertk_select_working_set(sertk_solver *s, int *out_i, int *out_j)
             }
         }
     }
-    if (sertk_max(Gmaxp + Gmaxp2, Gmaxn + Gmaxn2) < s->eps || jmin == -1) return 1;
-    *out_i = y[jmin] == +1 ? ip : in;
-    *out_j = jmin;
+    out->Gmaxp2 = Gmaxp2;
+    out->Gmaxn2 = Gmaxn2;
+    out->jmin = jmin;
+    out->obj_min = obj_min;
+    out->bnum = bnum;
+    out->bden = bden;
+}
+
+/* G += Q_i d_i + Q_j d_j over positions t0..t1, and the maximal violator of each class found in the same pass */
+typedef struct {
+    double Gmaxp, Gmaxn;
+    int ip, in;
+} sertk_viol;
+
+typedef struct {
+    const float *Ri, *Rj;
+    double dai, daj, yij;
+} sertk_update_in;
+
+static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t0, int t1, sertk_viol *out)
+{
+    double *G = s->G;
+    const schar *yy = s->y;
+    const char *st = s->st;
+    const int *col = s->col;
+    const float *Ri = in->Ri, *Rj = in->Rj;
+    const double dai = in->dai, daj = in->daj, yij = in->yij;
+    double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
+    int ip = -1, ineg = -1;
+    for (int t = t0; t < t1; t++) {
+        const int c = col[t];
+        double v = (double)Ri[c] * dai + (double)Rj[c] * daj;
+        const double g = G[t] + (yij * yy[t]) * v;
+        G[t] = g;
+        if (yy[t] == +1) {
+            if (st[t] != SERTK_UPPER && -g >= Gmaxp) {
+                Gmaxp = -g;
+                ip = t;
+            }
+        } else {
+            if (st[t] != SERTK_LOWER && g >= Gmaxn) {
+                Gmaxn = g;
+                ineg = t;
+            }
+        }
+    }
+    out->Gmaxp = Gmaxp;
+    out->Gmaxn = Gmaxn;
+    out->ip = ip;
+    out->in = ineg;
+}
+
+/* G_bar -= / += C_x Q_x over positions t0..t1 for a variable x that left / reached its upper bound */
+typedef struct {
+    const float *R;
+    double Cx, yij;
+    int leaves; /* 1: it was at the upper bound and left it */
+} sertk_gbar_in;
+
+static void sertk_gbar_range(sertk_solver *s, const sertk_gbar_in *in, int t0, int t1)
+{
+    const float *R = in->R;
+    const double Cx = in->Cx, yij = in->yij;
+    for (int t = t0; t < t1; t++) {
+        double q = (yij * s->y[t]) * (double)R[s->col[t]];
+        if (in->leaves)
+            s->Gbar[t] -= Cx * q;
+        else
+            s->Gbar[t] += Cx * q;
+    }
+}
+
+/* G and G_bar from scratch over positions j0..j1: the sums over i in ascending order, as libsvm */
+static void sertk_init_gradient_range(sertk_solver *s, int j0, int j1)
+{
+    const int l = s->l;
+    for (int j = j0; j < j1; j++) {
+        s->G[j] = 0;
+        s->Gbar[j] = 0;
+    }
+    for (int i = 0; i < l; i++)
+        if (s->st[i] != SERTK_LOWER) {
+            if (sertk_cancelled(s->k->cancel)) return; /* the caller checks the flag again */
+            const float *R = sertk_row(s, i);
+            const double ai = s->alpha[i];
+            const double yi = s->y[i];
+            for (int j = j0; j < j1; j++) s->G[j] += ai * ((yi * s->y[j]) * (double)R[s->col[j]]);
+            if (s->st[i] == SERTK_UPPER) {
+                const double Ci = s->C[i];
+                for (int j = j0; j < j1; j++) s->Gbar[j] += Ci * ((yi * s->y[j]) * (double)R[s->col[j]]);
+            }
+        }
+}
+
+/* one team job: which loop, its inputs, and one result slot per part */
+enum { SERTK_JOB_PICK, SERTK_JOB_UPDATE, SERTK_JOB_GBAR, SERTK_JOB_INIT, SERTK_JOB_RECON_INACTIVE,
+       SERTK_JOB_RECON_FREE };
+
+typedef struct {
+    sertk_solver *s;
+    int op, n;
+    sertk_pick_in pick_in;
+    sertk_update_in update_in;
+    sertk_gbar_in gbar_in[2];
+    int n_gbar;
+    const int *free_pos; /* reconstruction: positions of the free variables */
+    int n_free;
+    sertk_pick pick[SERTK_TEAM_MAXPARTS];
+    sertk_viol viol[SERTK_TEAM_MAXPARTS];
+} sertk_job;
+
+static void sertk_recon_inactive_range(sertk_solver *s, const int *fr, int nf, int i0, int i1);
+static void sertk_recon_free_range(sertk_solver *s, const int *fr, int nf, int j0, int j1);
+
+static void sertk_job_part(void *ctx, int part, int nparts)
+{
+    sertk_job *jb = (sertk_job *)ctx;
+    sertk_solver *s = jb->s;
+    int t0, t1;
+    sertk_part_range(jb->n, part, nparts, &t0, &t1);
+    switch (jb->op) {
+    case SERTK_JOB_PICK:
+        sertk_pick_range(s, &jb->pick_in, t0, t1, &jb->pick[part]);
+        break;
+    case SERTK_JOB_UPDATE:
+        sertk_update_range(s, &jb->update_in, t0, t1, &jb->viol[part]);
+        break;
+    case SERTK_JOB_GBAR:
+        for (int g = 0; g < jb->n_gbar; g++) sertk_gbar_range(s, &jb->gbar_in[g], t0, t1);
+        break;
+    case SERTK_JOB_INIT:
+        sertk_init_gradient_range(s, t0, t1);
+        break;
+    case SERTK_JOB_RECON_INACTIVE: /* positions active_size.. split */
+        sertk_recon_inactive_range(s, jb->free_pos, jb->n_free, s->active_size + t0, s->active_size + t1);
+        break;
+    case SERTK_JOB_RECON_FREE:
+        sertk_recon_free_range(s, jb->free_pos, jb->n_free, s->active_size + t0, s->active_size + t1);
+        break;
+    }
+}
+
+/* the team when the loop is long enough to split, else NULL (one part on this thread) */
+static inline sertk_team *sertk_team_for(const sertk_solver *s, int n)
+{
+    return n >= SERTK_TEAM_MIN ? s->team : NULL;
+}
+
+static int sertk_job_parts(sertk_job *jb, sertk_team *team)
+{
+    sertk_team_run(team, sertk_job_part, jb);
+    return sertk_team_size(team);
+}
+
+/* returns 1 when optimal (on the active set), else 0 with the working set in *out_i, *out_j */
+static int sertk_select_working_set(sertk_solver *s, int *out_i, int *out_j)
+{
+    const int as = s->active_size;
+    const schar *y = s->y;
+    const char *st = s->st;
+    const double *G = s->G, *QD = s->QD;
+    double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
+    int ip = -1, in = -1;
+
+    if (s->max_valid) {
+        Gmaxp = s->Gmaxp;
+        ip = s->ip;
+        Gmaxn = s->Gmaxn;
+        in = s->in;
+    } else {
+        for (int t = 0; t < as; t++) {
+            if (y[t] == +1) {
+                if (st[t] != SERTK_UPPER && -G[t] >= Gmaxp) {
+                    Gmaxp = -G[t];
+                    ip = t;
+                }
+            } else {
+                if (st[t] != SERTK_LOWER && G[t] >= Gmaxn) {
+                    Gmaxn = G[t];
+                    in = t;
+                }
+            }
+        }
+    }
+    sertk_job jb;
+    jb.s = s;
+    jb.op = SERTK_JOB_PICK;
+    jb.n = as;
+    jb.pick_in.Rp = ip != -1 ? sertk_row(s, ip) : NULL;
+    jb.pick_in.Rn = in != -1 ? sertk_row(s, in) : NULL;
+    jb.pick_in.QDp = ip != -1 ? QD[ip] : 0.0;
+    jb.pick_in.QDn = in != -1 ? QD[in] : 0.0;
+    jb.pick_in.Gmaxp = Gmaxp;
+    jb.pick_in.Gmaxn = Gmaxn;
+    const int parts = sertk_job_parts(&jb, sertk_team_for(s, as));
+    /* parts in position order: the last of equal objectives wins, as in one pass */
+    sertk_pick best = jb.pick[0];
+    for (int p = 1; p < parts; p++) {
+        const sertk_pick *q = &jb.pick[p];
+        if (q->Gmaxp2 > best.Gmaxp2) best.Gmaxp2 = q->Gmaxp2;
+        if (q->Gmaxn2 > best.Gmaxn2) best.Gmaxn2 = q->Gmaxn2;
+        if (q->jmin != -1 && q->obj_min <= best.obj_min) {
+            best.jmin = q->jmin;
+            best.obj_min = q->obj_min;
+        }
+    }
+    if (sertk_max(Gmaxp + best.Gmaxp2, Gmaxn + best.Gmaxn2) < s->eps || best.jmin == -1) return 1;
+    *out_i = y[best.jmin] == +1 ? ip : in;
+    *out_j = best.jmin;
     return 0;
+}
+
+/* reconstruction, positions i0..i1 of the inactive variables each summing the free variables fr[0..nf) */
+static void sertk_recon_inactive_range(sertk_solver *s, const int *fr, int nf, int i0, int i1)
+{
+    for (int i = i0; i < i1; i++) {
+        const float *R = sertk_row(s, i);
+        const double yi = s->y[i];
+        double gi = s->G[i];
+        for (int t = 0; t < nf; t++) {
+            const int j = fr[t];
+            double q = (yi * s->y[j]) * (double)R[s->col[j]];
+            gi += s->alpha[j] * q;
+        }
+        s->G[i] = gi;
+    }
+}
+
+/* reconstruction, the free variables fr[0..nf) in ascending order each adding to positions j0..j1 */
+static void sertk_recon_free_range(sertk_solver *s, const int *fr, int nf, int j0, int j1)
+{
+    for (int t = 0; t < nf; t++) {
+        const int i = fr[t];
+        const float *R = sertk_row(s, i);
+        const double ai = s->alpha[i];
+        const double yi = s->y[i];
+        for (int j = j0; j < j1; j++) {
+            double q = (yi * s->y[j]) * (double)R[s->col[j]];
+            s->G[j] += ai * q;
+        }
+    }
+}
+
+/* G of the inactive variables from G_bar and the free variables (the linear term p is 0 for nu-SVC) */
+static void sertk_reconstruct_gradient(sertk_solver *s)
+{
+    const int l = s->l, as = s->active_size;
+    if (as == l) return;
+    for (int j = as; j < l; j++) s->G[j] = s->Gbar[j] + 0.0;
+    int *fr = s->tmp, nf = 0;
+    for (int j = 0; j < as; j++)
+        if (s->st[j] == SERTK_FREE) fr[nf++] = j;
+    /* both loop orders add the terms of each G[i] in ascending position order, as libsvm */
+    sertk_job jb;
+    jb.s = s;
+    jb.op = (long long)nf * l > 2LL * as * (l - as) ? SERTK_JOB_RECON_INACTIVE : SERTK_JOB_RECON_FREE;
+    jb.n = l - as;
+    jb.free_pos = fr;
+    jb.n_free = nf;
+    sertk_job_parts(&jb, sertk_team_for(s, l));
 }
 
 static inline int sertk_be_shrunk(const sertk_solver *s, int i, double Gmax1, double Gmax2, double Gmax3,
@@ -389,11 +608,12 @@ void sertk_work_free(sertk_work *w)
     free(w->fpos);
     if (w->has_cache) sertk_rcache_free(&w->cache);
     if (w->has_pgram) sertk_pgram_free(&w->pgram);
+    sertk_team_stop(w->team);
     memset(w, 0, sizeof(*w));
 }
 
 int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int kernel_mode,
-                    double cache_budget)
+                    double cache_budget, int team_parts)
 {
     memset(w, 0, sizeof(*w));
     w->maxl = maxl;
@@ -431,6 +651,9 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
         rc = sertk_pgram_init(&w->pgram, k, maxl);
         w->has_pgram = rc == SERTK_OK;
     }
+    /* a team only where rows are pointers into a matrix; without one (threads refused) the solver runs alone */
+    if (rc == SERTK_OK && kernel_mode != SERTK_KMODE_CACHE && team_parts >= 2)
+        w->team = sertk_team_start(team_parts < SERTK_TEAM_MAXPARTS ? team_parts : SERTK_TEAM_MAXPARTS);
     if (rc != SERTK_OK) sertk_work_free(w);
     return rc;
 }
@@ -463,6 +686,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
     s->k = k;
     s->gidx = gidx;
     s->cache = w->has_cache ? &w->cache : NULL;
+    s->team = s->cache ? NULL : w->team; /* rows from the cache are computed on demand: one thread */
     if (s->cache) sertk_rcache_reset(s->cache, k, l, gidx);
 
     for (int i = 0; i < l; i++) {
@@ -475,22 +699,15 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
         sertk_update_status(s, i);
     }
     /* gradient: G = Q alpha (p = 0), G_bar = sum of C_i Q_i over variables at the upper bound */
-    for (int i = 0; i < l; i++) {
-        s->G[i] = 0;
-        s->Gbar[i] = 0;
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+    {
+        sertk_job jb;
+        jb.s = s;
+        jb.op = SERTK_JOB_INIT;
+        jb.n = l;
+        sertk_job_parts(&jb, sertk_team_for(s, l));
     }
-    for (int i = 0; i < l; i++)
-        if (s->st[i] != SERTK_LOWER) {
-            if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
-            const float *R = sertk_row(s, i);
-            const double ai = s->alpha[i];
-            const double yi = s->y[i];
-            for (int j = 0; j < l; j++) s->G[j] += ai * ((yi * s->y[j]) * (double)R[s->col[j]]);
-            if (s->st[i] == SERTK_UPPER) {
-                const double Ci = s->C[i];
-                for (int j = 0; j < l; j++) s->Gbar[j] += Ci * ((yi * s->y[j]) * (double)R[s->col[j]]);
-            }
-        }
+    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
 
     int cap = max_iter;
     if (cap < 0) cap = l > INT_MAX / 100 ? INT_MAX : (100 * l > 10000000 ? 100 * l : 10000000);
@@ -566,60 +783,59 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
          * G += Q_i d_i + Q_j d_j with Q_ik = y_i y_k K_ik and y_i = y_j; the same pass finds the maximal
          * violator of each class for the next working-set selection (same comparisons, same order).
          */
-        const double dai = alpha[i] - old_ai, daj = alpha[j] - old_aj;
         const double yij = s->y[i];
         {
-            const int as = s->active_size;
-            double *G = s->G;
-            const schar *yy = s->y;
-            const char *st = s->st;
-            const int *col = s->col;
-            double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
-            int ip = -1, in = -1;
-            for (int t = 0; t < as; t++) {
-                const int c = col[t];
-                double v = (double)Ri[c] * dai + (double)Rj[c] * daj;
-                const double g = G[t] + (yij * yy[t]) * v;
-                G[t] = g;
-                if (yy[t] == +1) {
-                    if (st[t] != SERTK_UPPER && -g >= Gmaxp) {
-                        Gmaxp = -g;
-                        ip = t;
-                    }
-                } else {
-                    if (st[t] != SERTK_LOWER && g >= Gmaxn) {
-                        Gmaxn = g;
-                        in = t;
-                    }
+            sertk_job jb;
+            jb.s = s;
+            jb.op = SERTK_JOB_UPDATE;
+            jb.n = s->active_size;
+            jb.update_in.Ri = Ri;
+            jb.update_in.Rj = Rj;
+            jb.update_in.dai = alpha[i] - old_ai;
+            jb.update_in.daj = alpha[j] - old_aj;
+            jb.update_in.yij = yij;
+            const int parts = sertk_job_parts(&jb, sertk_team_for(s, jb.n));
+            /* parts in position order: the last of equal violations wins, as in one pass */
+            sertk_viol best = jb.viol[0];
+            for (int p = 1; p < parts; p++) {
+                if (jb.viol[p].Gmaxp >= best.Gmaxp) {
+                    best.Gmaxp = jb.viol[p].Gmaxp;
+                    best.ip = jb.viol[p].ip;
+                }
+                if (jb.viol[p].Gmaxn >= best.Gmaxn) {
+                    best.Gmaxn = jb.viol[p].Gmaxn;
+                    best.in = jb.viol[p].in;
                 }
             }
-            s->Gmaxp = Gmaxp;
-            s->Gmaxn = Gmaxn;
-            s->ip = ip;
-            s->in = in;
+            s->Gmaxp = best.Gmaxp;
+            s->Gmaxn = best.Gmaxn;
+            s->ip = best.ip;
+            s->in = best.in;
             s->max_valid = 1;
         }
 
-        /* G_bar */
-        if (ui != (s->st[i] == SERTK_UPPER)) {
-            Ri = sertk_row(s, i);
-            for (int t = 0; t < l; t++) {
-                double q = (yij * s->y[t]) * (double)Ri[s->col[t]];
-                if (ui)
-                    s->Gbar[t] -= Ci * q;
-                else
-                    s->Gbar[t] += Ci * q;
+        /* G_bar: i's change, then j's, for each position */
+        {
+            sertk_job jb;
+            jb.s = s;
+            jb.op = SERTK_JOB_GBAR;
+            jb.n = l;
+            jb.n_gbar = 0;
+            const int moved[2] = {ui != (s->st[i] == SERTK_UPPER), uj != (s->st[j] == SERTK_UPPER)};
+            const int var[2] = {i, j}, was_upper[2] = {ui, uj};
+            const double Cx[2] = {Ci, Cj};
+            for (int x = 0; x < 2; x++) {
+                if (!moved[x]) continue;
+                /* a cached row is fetched only once the one before it is used (it may take its slot) */
+                if (s->team == NULL) jb.n_gbar = 0;
+                sertk_gbar_in *g = &jb.gbar_in[jb.n_gbar++];
+                g->R = sertk_row(s, var[x]);
+                g->Cx = Cx[x];
+                g->yij = yij;
+                g->leaves = was_upper[x];
+                if (s->team == NULL) sertk_gbar_range(s, g, 0, l);
             }
-        }
-        if (uj != (s->st[j] == SERTK_UPPER)) {
-            Rj = sertk_row(s, j);
-            for (int t = 0; t < l; t++) {
-                double q = (yij * s->y[t]) * (double)Rj[s->col[t]];
-                if (uj)
-                    s->Gbar[t] -= Cj * q;
-                else
-                    s->Gbar[t] += Cj * q;
-            }
+            if (s->team != NULL && jb.n_gbar > 0) sertk_job_parts(&jb, sertk_team_for(s, l));
         }
     }
 

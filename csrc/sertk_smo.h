@@ -28,11 +28,15 @@ typedef struct {
     int has_cache;
     sertk_pgram pgram;  /* pair mode */
     int has_pgram;
+    sertk_team *team;   /* Gram and pair modes: threads this worker splits the solver's loops over, or NULL */
 } sertk_work;
 
-/* kernel_mode: SERTK_KMODE_*; cache_budget: bytes of this worker's row cache (cache mode only) */
+/*
+ * kernel_mode: SERTK_KMODE_*; cache_budget: bytes of this worker's row cache (cache mode only); team_parts:
+ * threads for the solver's loops (the worker's own plus helpers; Gram and pair modes only, 1 for none)
+ */
 SERTK_HIDDEN int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *k, int kernel_mode,
-                                 double cache_budget);
+                                 double cache_budget, int team_parts);
 SERTK_HIDDEN void sertk_work_free(sertk_work *w);
 
 /*
