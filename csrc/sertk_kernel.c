@@ -23,7 +23,7 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int i = r0; i < r0 + mr; i++) {
             const double *src = k->K + (size_t)i * n;
-            float *dst = k->gram + (size_t)i * n;
+            float *dst = k->gram + (size_t)i * k->ld;
             for (int j = 0; j < n; j++) dst[j] = (float)src[j];
         }
         return SERTK_OK;
@@ -34,7 +34,7 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
     sertk_gemm_abt(k->blas, mr, nc, d, k->X + (size_t)r0 * d, d, k->X + (size_t)r0 * d, d, buf, nc);
     for (int r = 0; r < mr; r++) {
         const int i = r0 + r;
-        float *gi = k->gram + (size_t)i * n;
+        float *gi = k->gram + (size_t)i * k->ld;
         const double *bi = buf + (size_t)r * nc;
         const double sqi = k->sq[i];
         gi[i] = (float)k->qd[i];
@@ -51,6 +51,7 @@ static int sertk_gram_mirror_task(void *ctx, int task, int worker)
     (void)worker;
     sertk_kctx *k = (sertk_kctx *)ctx;
     const int n = k->n;
+    const size_t ld = (size_t)k->ld;
     const int i0 = task * SERTK_TILE;
     const int i1 = (i0 + SERTK_TILE < n) ? i0 + SERTK_TILE : n;
     float *g = k->gram;
@@ -59,8 +60,8 @@ static int sertk_gram_mirror_task(void *ctx, int task, int worker)
         const int j1 = (j0 + SERTK_TILE < n) ? j0 + SERTK_TILE : n;
         for (int i = i0; i < i1; i++) {
             const int jend = (j1 < i) ? j1 : i;
-            float *gi = g + (size_t)i * n;
-            for (int j = j0; j < jend; j++) gi[j] = g[(size_t)j * n + i];
+            float *gi = g + (size_t)i * ld;
+            for (int j = j0; j < jend; j++) gi[j] = g[(size_t)j * ld + i];
         }
     }
     return SERTK_OK;
@@ -94,6 +95,7 @@ int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl)
     g->sq = SERTK_NEW(double, maxl);
     g->qd = SERTK_NEW(double, maxl);
     g->gram = sertk_big_alloc((size_t)maxl * maxl * sizeof(float));
+    g->prev_i = g->prev_j = g->prev_ni = -1;
     int ok = g->sq && g->qd && g->gram;
     if (ok && k->kernel != SERTK_KERNEL_PRECOMPUTED) {
         g->X = SERTK_NEW(double, (size_t)maxl * k->d);
@@ -125,6 +127,7 @@ static void sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const
     local->sq = g->sq;
     local->qd = g->qd;
     local->gram = g->gram;
+    local->ld = l;
     for (int a = 0; a < l; a++) {
         g->sq[a] = k->sq[idx[a]];
         g->qd[a] = k->qd[idx[a]];
@@ -136,6 +139,7 @@ static void sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const
 int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads, sertk_kctx *local)
 {
     sertk_pgram_gather(g, k, l, idx, local);
+    g->prev_i = g->prev_j = g->prev_ni = -1; /* the buffer's layout is this pair's, stride l */
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int a = 0; a < l; a++) {
             const double *src = k->K + (size_t)idx[a] * k->n;
@@ -149,8 +153,8 @@ int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx
 
 typedef struct {
     const sertk_kctx *k; /* the pair's local context: X, sq over the pair's l samples */
-    int ni, nj, l, block;
-    float *G;            /* the pair's l x l matrix */
+    int ni, nj, ld, block;
+    float *G;            /* the pair's l x l matrix, row stride ld */
     double *bufs;        /* per worker: block x nj */
 } sertk_cross_job;
 
@@ -159,7 +163,8 @@ static int sertk_cross_rows_task(void *ctx, int task, int worker)
 {
     sertk_cross_job *job = (sertk_cross_job *)ctx;
     const sertk_kctx *k = job->k;
-    const int d = k->d, ni = job->ni, nj = job->nj, l = job->l;
+    const int d = k->d, ni = job->ni, nj = job->nj;
+    const size_t ld = (size_t)job->ld;
     const int r0 = task * job->block;
     const int mr = (ni - r0 < job->block) ? ni - r0 : job->block;
     if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
@@ -167,7 +172,7 @@ static int sertk_cross_rows_task(void *ctx, int task, int worker)
     sertk_gemm_abt(k->blas, mr, nj, d, k->X + (size_t)r0 * d, d, k->X + (size_t)ni * d, d, buf, nj);
     for (int r = 0; r < mr; r++) {
         const int a = r0 + r;
-        float *ga = job->G + (size_t)a * l + ni;
+        float *ga = job->G + (size_t)a * ld + ni;
         const double *ba = buf + (size_t)r * nj;
         const double sqa = k->sq[a];
         for (int b = 0; b < nj; b++) ga[b] = (float)sertk_kval(k, ba[b], sqa, k->sq[ni + b]);
@@ -180,35 +185,30 @@ static int sertk_cross_mirror_task(void *ctx, int task, int worker)
 {
     (void)worker;
     sertk_cross_job *job = (sertk_cross_job *)ctx;
-    const int ni = job->ni, nj = job->nj, l = job->l;
+    const int ni = job->ni, nj = job->nj;
+    const size_t ld = (size_t)job->ld;
     const int b0 = task * SERTK_TILE, b1 = (b0 + SERTK_TILE < nj) ? b0 + SERTK_TILE : nj;
     if (sertk_cancelled(job->k->cancel)) return SERTK_ECANCELLED;
     for (int a0 = 0; a0 < ni; a0 += SERTK_TILE) {
         const int a1 = (a0 + SERTK_TILE < ni) ? a0 + SERTK_TILE : ni;
         for (int b = b0; b < b1; b++) {
-            float *gb = job->G + (size_t)(ni + b) * l;
-            for (int a = a0; a < a1; a++) gb[a] = job->G[(size_t)a * l + ni + b];
+            float *gb = job->G + (size_t)(ni + b) * ld;
+            for (int a = a0; a < a1; a++) gb[a] = job->G[(size_t)a * ld + ni + b];
         }
     }
     return SERTK_OK;
 }
 
-int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
-                            const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local)
+/* the ni x nj cross block of a pair (class i's samples first in local) into G (row stride ld), then mirrored */
+static int sertk_cross_compute(const sertk_kctx *local, int ni, int nj, float *G, int ld, int n_threads)
 {
-    const int l = ni + nj;
-    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
-    sertk_pgram_gather(g, k, l, idx, local);
-    for (int a = 0; a < ni; a++) memcpy(g->gram + (size_t)a * l, diag_i + (size_t)a * ni, sizeof(float) * ni);
-    for (int b = 0; b < nj; b++)
-        memcpy(g->gram + (size_t)(ni + b) * l + ni, diag_j + (size_t)b * nj, sizeof(float) * nj);
     sertk_cross_job job;
     job.k = local;
     job.ni = ni;
     job.nj = nj;
-    job.l = l;
+    job.ld = ld;
     job.block = 256;
-    job.G = g->gram;
+    job.G = G;
     const int ntasks = (ni + job.block - 1) / job.block;
     const int nw = n_threads < 1 ? 1 : (n_threads < ntasks ? n_threads : ntasks);
     job.bufs = SERTK_NEW(double, (size_t)nw * job.block * nj);
@@ -218,6 +218,71 @@ int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj,
     if (rc == SERTK_OK)
         rc = sertk_parallel_for(n_threads, (nj + SERTK_TILE - 1) / SERTK_TILE, sertk_cross_mirror_task, &job);
     return rc;
+}
+
+int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
+                            const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local)
+{
+    const int l = ni + nj;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
+    sertk_pgram_gather(g, k, l, idx, local);
+    g->prev_i = g->prev_j = g->prev_ni = -1; /* the buffer's layout is this pair's, stride l */
+    for (int a = 0; a < ni; a++) memcpy(g->gram + (size_t)a * l, diag_i + (size_t)a * ni, sizeof(float) * ni);
+    for (int b = 0; b < nj; b++)
+        memcpy(g->gram + (size_t)(ni + b) * l + ni, diag_j + (size_t)b * nj, sizeof(float) * nj);
+    return sertk_cross_compute(local, ni, nj, g->gram, l, n_threads);
+}
+
+/* the ns x ns block at (from, from) of G (row stride ld) to (to, to); rows in the order that never overwrites */
+static void sertk_block_move(float *G, size_t ld, int from, int to, int ns)
+{
+    if (from == to) return;
+    if (to < from)
+        for (int r = 0; r < ns; r++)
+            memmove(G + (size_t)(to + r) * ld + to, G + (size_t)(from + r) * ld + from, sizeof(float) * ns);
+    else
+        for (int r = ns - 1; r >= 0; r--)
+            memmove(G + (size_t)(to + r) * ld + to, G + (size_t)(from + r) * ld + from, sizeof(float) * ns);
+}
+
+int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj, int ni, int nj, const int *idx,
+                            int n_threads, sertk_kctx *local)
+{
+    const int l = ni + nj, S = g->maxl;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
+    sertk_pgram_gather(g, k, l, idx, local);
+    local->ld = S;
+    /* where the shared class's block was (the previous pair's layout) and whether it is this pair's first class */
+    int from = -1, first = 0;
+    if (ci == g->prev_i || ci == g->prev_j) {
+        from = ci == g->prev_i ? 0 : g->prev_ni;
+        first = 1;
+    } else if (cj == g->prev_i || cj == g->prev_j) {
+        from = cj == g->prev_i ? 0 : g->prev_ni;
+    }
+    g->prev_i = -1; /* until this pair's matrix is complete */
+    int rc;
+    if (from < 0) {
+        rc = sertk_gram_compute(local, n_threads); /* nothing shared: the whole pair */
+    } else {
+        const int to = first ? 0 : ni, ns = first ? ni : nj;
+        sertk_block_move(g->gram, (size_t)S, from, to, ns);
+        /* the other class's own block, on the Gram path's code over its samples */
+        const int ot = first ? ni : 0, no = first ? nj : ni;
+        sertk_kctx sub = *local;
+        sub.n = no;
+        sub.X = local->X + (size_t)ot * k->d;
+        sub.sq = local->sq + ot;
+        sub.qd = local->qd + ot;
+        sub.gram = g->gram + (size_t)ot * S + ot;
+        rc = sertk_gram_compute(&sub, n_threads);
+        if (rc == SERTK_OK) rc = sertk_cross_compute(local, ni, nj, g->gram, S, n_threads);
+    }
+    if (rc != SERTK_OK) return rc;
+    g->prev_i = ci;
+    g->prev_j = cj;
+    g->prev_ni = ni;
+    return SERTK_OK;
 }
 
 void sertk_rcache_free(sertk_rcache *c)

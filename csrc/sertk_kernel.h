@@ -19,6 +19,7 @@ typedef struct {
     double *sq;         /* squared norms <x, x> (BLAS ddot, as libsvm) */
     double *qd;         /* K(x, x), float64 */
     float *gram;        /* n x n float32 Gram matrix in the caller's row order, or NULL in cache mode */
+    int ld;             /* row stride of gram: n, or the pair buffer's width when pairs follow each other in it */
     const sertk_blas *blas;
     const volatile int *cancel; /* params.cancel */
 } sertk_kctx;
@@ -65,6 +66,7 @@ typedef struct {
     double *sq;  /* maxl */
     double *qd;  /* maxl */
     float *gram; /* maxl x maxl */
+    int prev_i, prev_j, prev_ni; /* chain: the classes of the pair whose matrix the buffer holds, or -1 */
 } sertk_pgram;
 
 SERTK_HIDDEN int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl);
@@ -80,6 +82,16 @@ SERTK_HIDDEN int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, c
  */
 SERTK_HIDDEN int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
                                          const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local);
+
+/*
+ * Pair mode with one pair at a time and no room for every class's own matrix: pairs follow each other in one
+ * buffer of row stride maxl, in an order where each pair shares a class with the one before it (see
+ * sertk_chain_order in sertk_multiclass.c).  The shared class's block of the previous pair is moved to its place
+ * in this pair's layout; only the other class's block and the cross block are computed.  Same values as the
+ * whole Gram matrix (the same float64 products, each rounded once).  RBF and linear kernels only.
+ */
+SERTK_HIDDEN int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj, int ni, int nj,
+                                         const int *idx, int n_threads, sertk_kctx *local);
 
 /* a row cache of at most budget bytes for sub-problems of up to maxl samples */
 SERTK_HIDDEN int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double budget);

@@ -24,7 +24,7 @@ static void sertk_fold_decisions(sertk_work *w, const sertk_kctx *k, int lf, dou
             for (int b = 0; b < lf; b++) {
                 if (!(fabs(w->fa[b]) > 0)) continue;
                 const int g = w->fgidx[b];
-                double v = k->gram ? (double)k->gram[(size_t)g * k->n + h]
+                double v = k->gram ? (double)k->gram[(size_t)g * k->ld + h]
                                    : (double)(float)k->K[(size_t)g * k->n + h];
                 sum += w->fa[b] * v;
             }
@@ -199,11 +199,57 @@ typedef struct {
     int *n_iter, *timed_out;
     int inner_threads; /* pair mode: threads for each pair's Gram matrix */
     float **diag;      /* pair mode: each class's own Gram matrix (count x count), or NULL to compute it per pair */
+    const int *order;  /* pair mode, chained: task t solves pair order[t]; NULL: pair t */
 } sertk_fit_ctx;
 
-static int sertk_pair_task(void *vctx, int p, int worker)
+/*
+ * Chained pair mode: an order of the pairs in which each shares a class with the one before it where possible,
+ * greedily the largest shared class (its block is then moved, not recomputed), from the largest pair.  Pairs are
+ * independent sub-problems, so the order changes no result.
+ */
+static void sertk_chain_order(int P, const int *pi, const int *pj, const int *count, int *order)
+{
+    char *used = SERTK_NEW(char, P);
+    int cur = 0;
+    for (int p = 1; p < P; p++)
+        if (count[pi[p]] + count[pj[p]] > count[pi[cur]] + count[pj[cur]]) cur = p;
+    if (!used) { /* no scratch memory: the natural order (still correct, shares less) */
+        for (int p = 0; p < P; p++) order[p] = p;
+        return;
+    }
+    for (int p = 0; p < P; p++) used[p] = 0;
+    order[0] = cur;
+    used[cur] = 1;
+    for (int t = 1; t < P; t++) {
+        int best = -1;
+        double best_gain = -1;
+        int best_l = -1;
+        for (int p = 0; p < P; p++) {
+            if (used[p]) continue;
+            int shared = -1;
+            if (pi[p] == pi[cur] || pi[p] == pj[cur])
+                shared = pi[p];
+            else if (pj[p] == pi[cur] || pj[p] == pj[cur])
+                shared = pj[p];
+            const double gain = shared >= 0 ? (double)count[shared] * count[shared] : 0;
+            const int l = count[pi[p]] + count[pj[p]];
+            if (gain > best_gain || (gain == best_gain && l > best_l)) {
+                best = p;
+                best_gain = gain;
+                best_l = l;
+            }
+        }
+        order[t] = best;
+        used[best] = 1;
+        cur = best;
+    }
+    free(used);
+}
+
+static int sertk_pair_task(void *vctx, int task, int worker)
 {
     sertk_fit_ctx *c = (sertk_fit_ctx *)vctx;
+    const int p = c->order ? c->order[task] : task;
     sertk_work *w = &c->work[worker];
     const int ci = c->pair_i[p], cj = c->pair_j[p];
     const int si = c->start[ci], sj = c->start[cj], ni = c->count[ci], nj = c->count[cj];
@@ -224,9 +270,11 @@ static int sertk_pair_task(void *vctx, int p, int worker)
     sertk_kctx local;
     if (w->has_pgram) {
         /* pair mode: this pair's own Gram matrix; from here on the sub-problem's samples are 0..l-1 */
-        int rc = c->diag ? sertk_pgram_build_cross(&w->pgram, c->k, ni, nj, w->gidx, c->diag[ci], c->diag[cj],
-                                                   c->inner_threads, &local)
-                         : sertk_pgram_build(&w->pgram, c->k, l, w->gidx, c->inner_threads, &local);
+        int rc = c->diag    ? sertk_pgram_build_cross(&w->pgram, c->k, ni, nj, w->gidx, c->diag[ci], c->diag[cj],
+                                                      c->inner_threads, &local)
+                 : c->order ? sertk_pgram_build_chain(&w->pgram, c->k, ci, cj, ni, nj, w->gidx, c->inner_threads,
+                                                      &local)
+                            : sertk_pgram_build(&w->pgram, c->k, l, w->gidx, c->inner_threads, &local);
         if (rc != SERTK_OK) return rc;
         for (int a = 0; a < l; a++) w->gidx[a] = a;
         k = &local;
@@ -364,6 +412,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     double *rho = SERTK_NEW(double, P), *probA = SERTK_NEW(double, P), *probB = SERTK_NEW(double, P);
     int *n_iter = SERTK_NEW(int, P), *timed_out = SERTK_NEW(int, P);
     float *gram = NULL;
+    int *chain = NULL;
     float **diag = NULL;
     sertk_work *work = NULL;
     int n_work = 0;
@@ -426,6 +475,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     kc.kernel = par->kernel;
     kc.gamma = par->gamma;
     kc.n = n;
+    kc.ld = n;
     kc.d = d;
     kc.sq = sq;
     kc.qd = qd;
@@ -544,6 +594,17 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     fc.timed_out = timed_out;
     fc.inner_threads = inner_threads;
     fc.diag = diag;
+    fc.order = NULL;
+    /* one pair at a time without the classes' own matrices: pairs chained through one buffer */
+    if (kmode == SERTK_KMODE_PAIR && !reuse_diag && n_work == 1 && P > 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED) {
+        chain = SERTK_NEW(int, P);
+        if (!chain) {
+            rc = SERTK_ENOMEM;
+            goto done;
+        }
+        sertk_chain_order(P, pair_i, pair_j, count, chain);
+        fc.order = chain;
+    }
     rc = sertk_parallel_for(n_work, P, sertk_pair_task, &fc);
     if (rc != SERTK_OK) goto done;
 
@@ -625,6 +686,7 @@ done:
         for (int p = 0; p < P; p++) free(coef[p]);
     free(coef);
     free(gram);
+    free(chain);
     if (diag)
         for (int c = 0; c < K; c++) free(diag[c]);
     free(diag);

@@ -141,7 +141,7 @@ static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const
 static inline const float *sertk_row(sertk_solver *s, int pos)
 {
     int o = s->aset[pos];
-    if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->n;
+    if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
     return sertk_rcache_get(s->cache, s->k, s, o);
 }
 

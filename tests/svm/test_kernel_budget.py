@@ -66,3 +66,40 @@ def test_every_budget_that_runs_gives_libsvms_model(datasets, rows, mode, n_jobs
     ours = NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=n_jobs).fit(X, y)
     assert ours.kernel_mode_ == mode
     assert_same_model(ours, ref, X[:200])
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_chained_pairs_give_libsvms_model(k, n_jobs):
+    # one pair's matrix fits, the classes' own matrices beside it do not: pairs follow each other in one buffer,
+    # each reusing the block of the class it shares with the pair before (5 classes: some pairs share none)
+    from conftest import make_embeddings
+
+    X, y = make_embeddings(n=700, d=64, k=k, seed=11)
+    counts = np.bincount(y)
+    l_max = int(np.sort(counts)[-1] + np.sort(counts)[-2])
+    pair_mb, blocks_mb = 4 * l_max**2 / 2**20, 4 * float(np.sum(counts.astype(float) ** 2)) / 2**20
+    cache_mb = 1.2 * pair_mb
+    assert cache_mb < pair_mb + blocks_mb and cache_mb < 2 * pair_mb
+    ours = NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=n_jobs).fit(X, y)
+    assert ours.kernel_mode_ == "pair"
+    assert_same_model(ours, SkNuSVC(nu=0.2).fit(X, y), X[:200])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chained_pairs_equal_the_gram_path_bit_for_bit(seed):
+    # random class sizes, so the shared block moves up, down or stays; every move must keep each value
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(3, 6))
+    sizes = rng.integers(40, 160, size=k)
+    y = np.repeat(np.arange(k), sizes)
+    rng.shuffle(y)
+    X = rng.standard_normal((len(y), 16)) + 0.7 * rng.standard_normal((k, 16))[y]
+    counts = np.bincount(y)
+    l_max = int(np.sort(counts)[-1] + np.sort(counts)[-2])
+    chained = NuSVC(nu=0.1, cache_size=1.2 * 4 * l_max**2 / 2**20).fit(X, y)
+    whole = NuSVC(nu=0.1).fit(X, y)
+    assert (chained.kernel_mode_, whole.kernel_mode_) == ("pair", "gram")
+    for name in ("support_", "n_iter_", "dual_coef_", "intercept_"):
+        np.testing.assert_array_equal(getattr(chained, name), getattr(whole, name), err_msg=name)
