@@ -1,15 +1,26 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
-    python benchmarks/scale_nusvm.py IMPL N JOBS
+    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
-``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size=1024`` for both, BLAS held
-to one thread. Prints one JSON line — fit time, kernel mode, ``n_iter_``, a hash of ``support_`` and the summed
+``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
+``--cache`` says otherwise (the same for both libraries), BLAS held to one thread. Prints one JSON line — fit time,
+peak resident memory added by the fit, kernel mode, ``n_iter_``, a hash of ``support_`` and the summed
 ``|dual_coef_|`` — so that runs of different builds, in separate processes, show that they fit the same model.
+
+``--save`` writes the fitted model's arrays; ``--ref`` compares this fit with such a file (support set and
+``n_iter_`` equal, largest relative difference of ``dual_coef_`` and ``intercept_``), which is how a scikit-learn fit
+that takes most of an hour is compared with ours without fitting it twice. ``--predict M`` also times ``predict`` on
+M other vectors (``make_embeddings(M, seed=7)``: the same generator, the training set unchanged, so a fit row and
+its predict row are one run; prediction cost does not depend on the values). With ``--twin``, scikit-learn's
+``predict`` is timed too, on a scikit-learn ``NuSVC`` given our fitted model's arrays (support vectors,
+coefficients, intercepts: the same model, as the fit rows show), so that predict is compared at training sizes
+where scikit-learn's own fit would take hours; the two predictions must be equal.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -23,26 +34,112 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_nusvm import make_embeddings  # noqa: E402
 
 
-def main(impl: str, n: int, jobs: int) -> dict:
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_peak() -> int:
+    """Reset VmHWM to the current resident size (Linux) and return that size."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _status_bytes("VmRSS:")
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    scale = np.maximum(np.abs(b), 1e-300)
+    return float(np.max(np.abs(a - b) / scale)) if a.size else 0.0
+
+
+def sklearn_twin(ours):
+    """A fitted scikit-learn NuSVC holding our model's arrays (libsvm's layout is the same in both)."""
+    from sklearn.svm import NuSVC
+
+    X_sv = ours.support_vectors_
+    sv_class = np.repeat(np.asarray(ours.classes_), ours.n_support_)  # support vectors are grouped by class
+    twin = NuSVC(nu=ours.nu, gamma=ours._gamma, cache_size=ours.cache_size)
+    # a small fit sets scikit-learn's bookkeeping (n_features_in_, _sparse, _impl, ...); its arrays are replaced
+    picks = np.concatenate([np.flatnonzero(sv_class == c)[:5] for c in ours.classes_])
+    twin.fit(X_sv[picks], sv_class[picks])
+    for name in ("support_", "support_vectors_", "_dual_coef_", "dual_coef_", "_intercept_", "intercept_",
+                 "classes_", "shape_fit_", "fit_status_", "n_iter_"):
+        setattr(twin, name, np.asarray(getattr(ours, name)).copy() if name != "fit_status_" else ours.fit_status_)
+    twin._n_support = np.asarray(ours.n_support_, dtype=np.int32).copy()
+    twin._gamma = ours._gamma
+    twin._probA = twin._probB = np.empty(0)
+    return twin
+
+
+def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = None, ref: str | None = None,
+         predict: int = 0, twin: bool = False) -> dict:
     X, y = make_embeddings(n, seed=1)
+    X_test = make_embeddings(max(predict, 1), seed=7)[0]
     if impl == "sklearn":
         from sklearn.svm import NuSVC
 
-        model = NuSVC(nu=0.1, cache_size=1024)
+        model = NuSVC(nu=0.1, cache_size=cache)
     else:
         from sertk.svm import NuSVC
 
-        model = NuSVC(nu=0.1, cache_size=1024, n_jobs=jobs)
+        model = NuSVC(nu=0.1, cache_size=cache, n_jobs=jobs)
+    base = _reset_peak()
     with threadpool_limits(limits=1):
         start = time.perf_counter()
         model.fit(X, y)
         elapsed = time.perf_counter() - start
-    return {"impl": impl, "n": n, "jobs": jobs, "fit_s": round(elapsed, 3),
-            "mode": getattr(model, "kernel_mode_", "libsvm"), "n_iter": [int(v) for v in model.n_iter_],
-            "n_sv": int(model.support_.size),
-            "support_sha": hashlib.sha256(np.asarray(model.support_, np.int64).tobytes()).hexdigest()[:16],
-            "dual_coef_sum": float(np.abs(model.dual_coef_).sum())}
+    out = {"impl": impl, "n": n, "jobs": jobs, "cache_mb": cache, "fit_s": round(elapsed, 3),
+           "peak_mb": round((_status_bytes("VmHWM:") - base) / 2**20, 1),
+           "mode": getattr(model, "kernel_mode_", "libsvm"), "n_iter": [int(v) for v in model.n_iter_],
+           "n_sv": int(model.support_.size),
+           "support_sha": hashlib.sha256(np.asarray(model.support_, np.int64).tobytes()).hexdigest()[:16],
+           "dual_coef_sum": float(np.abs(model.dual_coef_).sum())}
+    if predict:
+        with threadpool_limits(limits=1):
+            start = time.perf_counter()
+            pred = model.predict(X_test)
+            out["predict_s"] = round(time.perf_counter() - start, 3)
+        out["predict_m"] = predict
+        out["predict_sha"] = hashlib.sha256(np.asarray(pred, np.int64).tobytes()).hexdigest()[:16]
+        if twin and impl != "sklearn":
+            sk = sklearn_twin(model)
+            with threadpool_limits(limits=1):
+                start = time.perf_counter()
+                sk_pred = sk.predict(X_test)
+                out["sklearn_predict_s"] = round(time.perf_counter() - start, 3)
+            out["same_predictions"] = bool(np.array_equal(sk_pred, pred))
+            probe = X_test[: min(len(X_test), 200)]
+            out["decision_max_abs_diff"] = float(np.max(np.abs(sk.decision_function(probe)
+                                                                - model.decision_function(probe))))
+    if save:
+        tmp = Path(save).with_suffix(".tmp.npz")
+        np.savez(tmp, support=model.support_, n_iter=model.n_iter_, dual_coef=model.dual_coef_,
+                 intercept=model.intercept_)
+        tmp.replace(save)
+    if ref:
+        with np.load(ref) as r:
+            out["same_support"] = bool(np.array_equal(model.support_, r["support"]))
+            out["same_n_iter"] = bool(np.array_equal(model.n_iter_, r["n_iter"]))
+            if out["same_support"]:
+                out["dual_coef_max_rel"] = _rel(model.dual_coef_, r["dual_coef"])
+                out["intercept_max_rel"] = _rel(model.intercept_, r["intercept"])
+    return out
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))), flush=True)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("impl")
+    ap.add_argument("n", type=int)
+    ap.add_argument("jobs", type=int)
+    ap.add_argument("--cache", type=float, default=1024, help="cache_size in MiB, for both libraries")
+    ap.add_argument("--save", help="write the model's arrays to this .npz")
+    ap.add_argument("--ref", help="compare with a model saved by --save")
+    ap.add_argument("--predict", type=int, default=0, help="also time predict on this many held-out vectors")
+    ap.add_argument("--twin", action="store_true", help="with --predict: time scikit-learn's predict of our model")
+    a = ap.parse_args()
+    print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin)), flush=True)
