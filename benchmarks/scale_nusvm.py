@@ -12,7 +12,8 @@ peak resident memory added by the fit, kernel mode, ``n_iter_``, a hash of ``sup
 ``n_iter_`` equal, largest relative difference of ``dual_coef_`` and ``intercept_``), which is how a scikit-learn fit
 that takes most of an hour is compared with ours without fitting it twice. ``--predict M`` also times ``predict`` on
 M other vectors (``make_embeddings(M, seed=7)``: the same generator, the training set unchanged, so a fit row and
-its predict row are one run; prediction cost does not depend on the values). With ``--twin``, scikit-learn's
+its predict row are one run; prediction cost does not depend on the values), on one thread whatever JOBS the fit
+used. With ``--twin``, scikit-learn's
 ``predict`` is timed too, on a scikit-learn ``NuSVC`` given our fitted model's arrays (support vectors,
 coefficients, intercepts: the same model, as the fit rows show), so that predict is compared at training sizes
 where scikit-learn's own fit would take hours; the two predictions must be equal.
@@ -100,6 +101,8 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
            "support_sha": hashlib.sha256(np.asarray(model.support_, np.int64).tobytes()).hexdigest()[:16],
            "dual_coef_sum": float(np.abs(model.dual_coef_).sum())}
     if predict:
+        if impl != "sklearn":
+            model.set_params(n_jobs=1)  # predict rows compare one thread with one thread, whatever the fit used
         with threadpool_limits(limits=1):
             start = time.perf_counter()
             pred = model.predict(X_test)
