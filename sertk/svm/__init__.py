@@ -15,6 +15,6 @@ except ImportError as exc:  # pragma: no cover - exercised only in a checkout th
         f"in the sertk checkout to compile sertk.svm._nusvm. Original error: {exc}"
     ) from exc
 
-from sertk.svm._classes import NuSVC
+from sertk.svm._classes import NuSVC, RowCacheWarning
 
-__all__ = ["NuSVC"]
+__all__ = ["NuSVC", "RowCacheWarning"]

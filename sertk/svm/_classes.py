@@ -91,6 +91,14 @@ def _label(value: Any) -> str:
 _VALIDATION_ATTRS = ("n_features_in_", "feature_names_in_")
 
 
+class RowCacheWarning(UserWarning):
+    """A fit is about to take the row-cache path for a large problem (many times slower than a larger budget)."""
+
+
+# below this size of the largest pair's matrix the row cache costs seconds at most, so nothing is said
+_ROW_CACHE_WARN_BYTES = 256 * 2**20
+
+
 def _round_up(value: float, digits: int = 3) -> float:
     """``value`` rounded up to ``digits`` significant digits (a size the user can type that is large enough)."""
     if value <= 0:
@@ -313,6 +321,7 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             perms = [rng.permutation(int(counts[i] + counts[j])) for i in range(k) for j in range(i + 1, k)]
             prob_perm = np.ascontiguousarray(np.concatenate(perms), dtype=np.int32)
         n_threads = _resolve_n_jobs(self.n_jobs)
+        self._warn_if_row_cache(y_fit, counts, n_threads)
         try:
             with _blas_threads(n_threads):
                 result = _nusvm.fit(
@@ -381,6 +390,23 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    def _warn_if_row_cache(self, y_fit: np.ndarray, counts: np.ndarray, n_threads: int) -> None:
+        """Say, before a long fit starts, that the budget sends it to the row cache and what budget would not."""
+        budget = float(self.cache_size) * 2**20
+        l_max = int(np.sort(counts)[-2:].sum())
+        pair_bytes = 4.0 * l_max**2
+        if (4.0 * len(y_fit) ** 2 <= budget or pair_bytes <= budget or pair_bytes < _ROW_CACHE_WARN_BYTES
+                or budget < _nusvm.min_cache_bytes(y_fit, len(counts), n_threads)):
+            return
+        warnings.warn(
+            f"cache_size={self.cache_size!r} MiB cannot hold the largest class pair's kernel matrix "
+            f"({pair_bytes / 2**20:.0f} MiB, {l_max} samples), so this fit recomputes kernel rows from a row cache, "
+            f"many times slower; cache_size={_round_up(pair_bytes / 2**20):g} or more holds one pair at a time "
+            "(docs/svm.md, 'Kernel values')",
+            RowCacheWarning,
+            stacklevel=3,
+        )
 
     @staticmethod
     def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:

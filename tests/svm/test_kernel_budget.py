@@ -103,3 +103,28 @@ def test_chained_pairs_equal_the_gram_path_bit_for_bit(seed):
     assert (chained.kernel_mode_, whole.kernel_mode_) == ("pair", "gram")
     for name in ("support_", "n_iter_", "dual_coef_", "intercept_"):
         np.testing.assert_array_equal(getattr(chained, name), getattr(whole, name), err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1 keeps the fit short
+def test_a_large_fit_sent_to_the_row_cache_says_which_budget_would_not():
+    # 8200 samples of 2 classes: the pair's matrix is 257 MiB; 64 MiB runs, from the row cache, and says so first
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 4100)
+    X = rng.standard_normal((len(y), 2)) + y[:, None]
+    from sertk.svm import RowCacheWarning
+
+    with pytest.warns(RowCacheWarning, match=r"cache_size=64 MiB cannot hold .* \(257 MiB, 8200 samples\).*"
+                                             r"cache_size=257 or more"):
+        model = NuSVC(nu=0.5, cache_size=64, max_iter=1).fit(X, y)
+    assert model.kernel_mode_ == "cache"
+
+
+def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets):
+    import warnings
+
+    from sertk.svm import RowCacheWarning
+
+    X, y = datasets["emb_4class"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RowCacheWarning)
+        NuSVC(nu=0.2, cache_size=0.5).fit(X, y)  # row cache, but a small problem: nothing to say
