@@ -1,6 +1,7 @@
 /*
  * sertk_kernel.c -- kernel values for the solver: the whole Gram matrix in BLAS row blocks (upper triangle, then
- * mirrored), or rows of one sub-problem on demand into an LRU cache, several rows per BLAS call.
+ * mirrored), each pair's own matrix (from class blocks, or chained through one buffer), or rows of one
+ * sub-problem on demand into an LRU cache (computed by sertk_rowdot.c, over the active columns after shrinking).
  */
 #include "sertk_kernel.h"
 
@@ -292,11 +293,16 @@ void sertk_rcache_free(sertk_rcache *c)
     free(c->orig_of);
     free(c->prev);
     free(c->next);
-    free(c->xsub);
+    free(c->pfull);
     free(c->sqsub);
-    free(c->abuf);
+    free(c->arow);
     free(c->obuf);
     free(c->blk);
+    free(c->gcol);
+    free(c->grow);
+    free(c->pg);
+    free(c->sqg);
+    free(c->slot_epoch);
     memset(c, 0, sizeof(*c));
 }
 
@@ -309,20 +315,26 @@ int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double bud
     if (cap < SERTK_MIN_CACHE_ROWS) return SERTK_EBUDGET;
     c->cap = cap;
     c->maxl = maxl;
-    c->block = cap - 2 < 64 ? cap - 2 : 64;
+    /* rows per pass while the cache fills (sertk_rowdot computes four at a time); at least 2 slots stay free */
+    c->block = cap - 2 < SERTK_RCACHE_MAXBLOCK ? cap - 2 : SERTK_RCACHE_MAXBLOCK;
     c->arena = SERTK_NEW(float, (size_t)cap * maxl);
     c->slot_of = SERTK_NEW(int, maxl);
     c->orig_of = SERTK_NEW(int, cap);
     c->prev = SERTK_NEW(int, cap + 1);
     c->next = SERTK_NEW(int, cap + 1);
     c->blk = SERTK_NEW(int, c->block);
-    int ok = c->arena && c->slot_of && c->orig_of && c->prev && c->next && c->blk;
+    c->slot_epoch = SERTK_NEW(int, cap);
+    int ok = c->arena && c->slot_of && c->orig_of && c->prev && c->next && c->blk && c->slot_epoch;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
-        c->xsub = SERTK_NEW(double, (size_t)maxl * k->d);
+        c->pfull = SERTK_NEW(double, sertk_panel_doubles(maxl, k->d));
         c->sqsub = SERTK_NEW(double, maxl);
-        c->abuf = SERTK_NEW(double, (size_t)c->block * k->d);
+        c->arow = (const double **)sertk_alloc((size_t)c->block, sizeof(const double *));
         c->obuf = SERTK_NEW(double, (size_t)c->block * maxl);
-        ok = ok && c->xsub && c->sqsub && c->abuf && c->obuf;
+        c->gcol = SERTK_NEW(int, maxl);
+        c->grow = SERTK_NEW(int, maxl);
+        c->pg = SERTK_NEW(double, sertk_panel_doubles(maxl, k->d));
+        c->sqg = SERTK_NEW(double, maxl);
+        ok = ok && c->pfull && c->sqsub && c->arow && c->obuf && c->gcol && c->grow && c->pg && c->sqg;
     }
     if (!ok) {
         sertk_rcache_free(c);
@@ -338,19 +350,24 @@ void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *
     c->gidx = gidx;
     c->nfill = 0;
     c->cursor = 0;
+    c->ng = l;
+    c->epoch = 0;
     for (int i = 0; i < l; i++) c->slot_of[i] = -1;
     c->next[c->cap] = c->prev[c->cap] = c->cap;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
-        for (int i = 0; i < l; i++) {
-            memcpy(c->xsub + (size_t)i * k->d, k->X + (size_t)gidx[i] * k->d, sizeof(double) * (size_t)k->d);
-            c->sqsub[i] = k->sq[gidx[i]];
-        }
+        sertk_panel_pack(c->pfull, k->X, gidx, l, k->d);
+        for (int i = 0; i < l; i++) c->sqsub[i] = k->sq[gidx[i]];
     }
 }
 
 static int sertk_rcache_slot(sertk_rcache *c, int orig)
 {
-    int s;
+    int s = c->slot_of[orig];
+    if (s >= 0) { /* a row no longer valid for the reader: recomputed in its own slot */
+        sertk_lru_unlink(c, s);
+        sertk_lru_push(c, s);
+        return s;
+    }
     if (c->nfill < c->cap) {
         s = c->nfill++;
     } else {
@@ -364,29 +381,60 @@ static int sertk_rcache_slot(sertk_rcache *c, int orig)
     return s;
 }
 
+void sertk_rcache_narrow(sertk_rcache *c, const sertk_kctx *k, int as, const int *active)
+{
+    /* a new gathering packs as x d doubles: only when it cuts the columns of later rows by 30 % or more */
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED || 10LL * as > 7LL * c->ng) return;
+    for (int t = 0; t < as; t++) {
+        const int o = active[t];
+        c->gcol[t] = o;
+        c->grow[t] = c->gidx[o];
+        c->sqg[t] = c->sqsub[o];
+    }
+    sertk_panel_pack(c->pg, k->X, c->grow, as, k->d);
+    c->ng = as;
+}
+
+void sertk_rcache_widen(sertk_rcache *c)
+{
+    if (c->ng == c->l) return; /* every row already covers every column */
+    c->ng = c->l;
+    c->epoch++;
+}
+
 /* compute rows blk[0..nb) of the current sub-problem into the cache */
-void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb)
+void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
 {
     const int l = c->l;
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int r = 0; r < nb; r++) {
             int a = c->blk[r];
-            float *row = c->arena + (size_t)sertk_rcache_slot(c, a) * c->maxl;
+            const int slot = sertk_rcache_slot(c, a);
+            float *row = c->arena + (size_t)slot * c->maxl;
+            c->slot_epoch[slot] = -1;
             const double *src = k->K + (size_t)c->gidx[a] * k->n;
             for (int b = 0; b < l; b++) row[b] = (float)src[c->gidx[b]];
         }
         return;
     }
     const int d = k->d;
-    for (int r = 0; r < nb; r++)
-        memcpy(c->abuf + (size_t)r * d, c->xsub + (size_t)c->blk[r] * d, sizeof(double) * (size_t)d);
-    sertk_gemm_abt(k->blas, nb, l, d, c->abuf, d, c->xsub, d, c->obuf, l);
+    const int all = full || c->ng == l;
+    const int nc = all ? l : c->ng;
+    for (int r = 0; r < nb; r++) c->arow[r] = k->X + (size_t)c->gidx[c->blk[r]] * d;
+    sertk_rowdot(nb, c->arow, d, all ? c->pfull : c->pg, nc, c->obuf, nc);
     for (int r = 0; r < nb; r++) {
         int a = c->blk[r];
-        float *row = c->arena + (size_t)sertk_rcache_slot(c, a) * c->maxl;
-        const double *o = c->obuf + (size_t)r * l;
+        const int slot = sertk_rcache_slot(c, a);
+        float *row = c->arena + (size_t)slot * c->maxl;
+        const double *o = c->obuf + (size_t)r * nc;
         const double sqa = c->sqsub[a];
-        for (int b = 0; b < l; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
+        if (all) {
+            for (int b = 0; b < l; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
+            c->slot_epoch[slot] = -1;
+        } else {
+            for (int t = 0; t < nc; t++) row[c->gcol[t]] = (float)sertk_kval(k, o[t], sqa, c->sqg[t]);
+            c->slot_epoch[slot] = c->epoch;
+        }
         row[a] = (float)k->qd[c->gidx[a]];
     }
 }

@@ -1,5 +1,5 @@
 /*
- * sertk_kernel.h -- kernel values: the float32 Gram matrix, or an LRU cache of kernel rows filled in BLAS blocks.
+ * sertk_kernel.h -- kernel values: the float32 Gram matrix, each pair's matrix, or an LRU cache of kernel rows.
  *
  * Kernel values are libsvm's: a float64 value rounded to float32 (libsvm's Qfloat); the diagonal stays float64.
  */
@@ -31,7 +31,9 @@ static inline double sertk_kval(const sertk_kctx *k, double dot, double sqi, dou
     return dot;
 }
 
-/* ---- LRU cache of kernel rows for one sub-problem, filled in BLAS blocks ---- */
+/* ---- LRU cache of kernel rows for one sub-problem ---- */
+
+#define SERTK_RCACHE_MAXBLOCK 4 /* rows per pass (sertk_rowdot computes four at a time) */
 
 typedef struct {
     int cap;        /* row slots */
@@ -45,12 +47,35 @@ typedef struct {
     int *slot_of;   /* [maxl] sub index -> slot or -1 */
     int *orig_of;   /* [cap] slot -> sub index */
     int *prev, *next; /* [cap + 1] LRU ring, sentinel cap: next[cap] oldest, prev[cap] newest */
-    double *xsub;   /* maxl x d rows of the sub-problem (RBF, linear) */
+    double *pfull;  /* the sub-problem's samples packed for sertk_rowdot (RBF, linear) */
     double *sqsub;  /* maxl */
-    double *abuf;   /* block x d */
+    const double **arow; /* block: the samples of the rows being computed */
     double *obuf;   /* block x maxl */
     int *blk;       /* block */
+    /*
+     * Columns rows are computed over.  After shrinking the solver reads a row only at its active variables (and at
+     * all of them only for G_bar, the first gradient and part of the reconstruction), so, as libsvm's get_Q(i,
+     * active_size), a row computed then covers only a gathered superset of the active set: ng of the l columns,
+     * gcol[] their sub-problem indices, xg/sqg their samples.  Such a row stays valid while the active set only
+     * shrinks; when it grows back (unshrinking, reconstruction) the epoch moves on and those rows are recomputed.
+     */
+    int ng;          /* gathered columns; ng == l: all of them */
+    int *gcol;       /* [maxl] gathered column -> sub-problem index */
+    int *grow;       /* [maxl] gathered column -> training row */
+    double *pg;      /* the gathered samples packed for sertk_rowdot */
+    double *sqg;     /* maxl */
+    int epoch;
+    int *slot_epoch; /* [cap] the epoch a slot's row was computed in over gathered columns, or -1: all columns */
 } sertk_rcache;
+
+/*
+ * Kernel rows without BLAS (sertk_rowdot.c): out[r * ldo + t] = <a[r], column t> for the nc columns packed in P,
+ * each summed as libsvm's dot (in k order, multiply then add), the same bits with or without AVX2.
+ */
+SERTK_HIDDEN size_t sertk_panel_doubles(int nc, int d);
+/* pack the samples X[rows[t]] (rows NULL: X[t]), t < nc, into P (sertk_panel_doubles(nc, d) doubles) */
+SERTK_HIDDEN void sertk_panel_pack(double *P, const double *X, const int *rows, int nc, int d);
+SERTK_HIDDEN void sertk_rowdot(int nb, const double *const *a, int d, const double *P, int nc, double *out, int ldo);
 
 /* the whole n x n float32 Gram matrix into k->gram, in the caller's row order */
 SERTK_HIDDEN int sertk_gram_compute(sertk_kctx *k, int n_threads);
@@ -98,8 +123,24 @@ SERTK_HIDDEN int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int max
 SERTK_HIDDEN void sertk_rcache_free(sertk_rcache *c);
 /* start a new sub-problem: forget every row, gather its training rows */
 SERTK_HIDDEN void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *gidx);
-/* compute rows blk[0..nb) of the current sub-problem into the cache, each made the newest */
-SERTK_HIDDEN void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb);
+/*
+ * compute rows blk[0..nb) of the current sub-problem into the cache, each made the newest: over every column when
+ * full is set or nothing is gathered, else over the gathered columns
+ */
+SERTK_HIDDEN void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full);
+/* the active set shrank to active[0..as) (sub-problem indices): gather it when it is well below the gathered set */
+SERTK_HIDDEN void sertk_rcache_narrow(sertk_rcache *c, const sertk_kctx *k, int as, const int *active);
+/* the active set grew back to the whole sub-problem: rows over gathered columns are no longer enough */
+SERTK_HIDDEN void sertk_rcache_widen(sertk_rcache *c);
+
+/* the cached row of sub-problem index o can serve a reader of every column (full) or of the active ones */
+static inline int sertk_rcache_valid(const sertk_rcache *c, int o, int full)
+{
+    const int slot = c->slot_of[o];
+    if (slot < 0) return 0;
+    const int e = c->slot_epoch[slot];
+    return e < 0 || (!full && e == c->epoch);
+}
 
 static inline void sertk_lru_unlink(sertk_rcache *c, int s)
 {

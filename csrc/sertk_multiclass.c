@@ -33,14 +33,13 @@ static void sertk_fold_decisions(sertk_work *w, const sertk_kctx *k, int lf, dou
         }
         return;
     }
-    /* cache mode: the cache holds the fold's training rows (xsub); held-out rows go through BLAS in blocks */
+    /* cache mode: the cache holds the fold's training samples (pfull); held-out rows as the solver's rows */
     sertk_rcache *c = &w->cache;
     const int d = k->d, B = c->block;
     for (int j0 = begin; j0 < end; j0 += B) {
         const int nb = (end - j0 < B) ? end - j0 : B;
-        for (int r = 0; r < nb; r++)
-            memcpy(c->abuf + (size_t)r * d, k->X + (size_t)gidx[perm[j0 + r]] * d, sizeof(double) * (size_t)d);
-        sertk_gemm_abt(k->blas, nb, lf, d, c->abuf, d, c->xsub, d, c->obuf, lf);
+        for (int r = 0; r < nb; r++) c->arow[r] = k->X + (size_t)gidx[perm[j0 + r]] * d;
+        sertk_rowdot(nb, c->arow, d, c->pfull, lf, c->obuf, lf);
         for (int r = 0; r < nb; r++) {
             const int h = gidx[perm[j0 + r]];
             const double *o = c->obuf + (size_t)r * lf;

@@ -53,19 +53,21 @@ static inline void sertk_part_range(int n, int part, int nparts, int *t0, int *t
     *t1 = (int)((long long)n * (part + 1) / nparts);
 }
 
-static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const sertk_solver *s, int orig)
+/* the row of sub-problem index orig, valid at every column (full) or at the active ones */
+static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const sertk_solver *s, int orig, int full)
 {
     int slot = c->slot_of[orig];
-    if (slot >= 0) {
+    if (sertk_rcache_valid(c, orig, full)) {
         sertk_lru_unlink(c, slot);
         sertk_lru_push(c, slot);
         return c->arena + (size_t)slot * c->maxl;
     }
     /*
-     * Miss: compute this row and, in the same BLAS call, more rows likely to be needed.  While the cache has free
-     * slots, the next uncached active rows in position order (so a cache that holds the whole sub-problem fills
-     * it in large blocks); once it is full, a few rows of the currently most violating variables.  Every call
-     * computes at least two rows, so BLAS never takes its matrix-vector path, whose rounding differs.
+     * Miss: compute this row (libsvm's dot products, sertk_rowdot.c).  While the cache has free slots, the next
+     * rows not yet cached of active variables in position order come in the same pass over the samples (up to
+     * c->block rows); once it is full, only the row asked for: a guessed row evicts one the solver is about to read
+     * again (measured at 3000 x 1024: guessing the most violating variables' rows was slower at a quarter and at
+     * 60 % of the rows in the cache).
      */
     int nb = 0;
     c->blk[nb++] = orig;
@@ -74,62 +76,12 @@ static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const
         int pos = c->cursor % as;
         for (int cnt = 0; cnt < as && nb < c->block; cnt++) {
             int o = s->aset[pos];
-            if (c->slot_of[o] < 0 && o != orig) c->blk[nb++] = o;
+            if (!sertk_rcache_valid(c, o, full) && o != orig) c->blk[nb++] = o;
             if (++pos == as) pos = 0;
         }
         c->cursor = pos;
-    } else if (as > 0) {
-        /* top violators by |G - mean of its class|, among variables that may still move that way */
-        const int want = c->block < 8 ? c->block : 8;
-        double mean[2] = {0, 0};
-        int cntc[2] = {0, 0};
-        for (int t = 0; t < as; t++) {
-            int cl = s->y[t] > 0;
-            mean[cl] += s->G[t];
-            cntc[cl]++;
-        }
-        for (int cl = 0; cl < 2; cl++)
-            if (cntc[cl]) mean[cl] /= cntc[cl];
-        double best[8];
-        int nbest = 0;
-        int cand[8];
-        for (int t = 0; t < as; t++) {
-            int o = s->aset[t];
-            if (c->slot_of[o] >= 0 || o == orig) continue;
-            double dev = s->G[t] - mean[s->y[t] > 0];
-            /* below the mean: a candidate to increase (y=+1) / decrease (y=-1) alpha, and vice versa */
-            int up_ok = s->y[t] > 0 ? s->st[t] != SERTK_UPPER : s->st[t] != SERTK_LOWER;
-            int low_ok = s->y[t] > 0 ? s->st[t] != SERTK_LOWER : s->st[t] != SERTK_UPPER;
-            double score = dev < 0 ? (up_ok ? -dev : -1) : (low_ok ? dev : -1);
-            if (score < 0) continue;
-            if (nbest < want - 1) {
-                int q = nbest++;
-                while (q > 0 && best[q - 1] < score) {
-                    best[q] = best[q - 1];
-                    cand[q] = cand[q - 1];
-                    q--;
-                }
-                best[q] = score;
-                cand[q] = o;
-            } else if (nbest > 0 && score > best[nbest - 1]) {
-                int q = nbest - 1;
-                while (q > 0 && best[q - 1] < score) {
-                    best[q] = best[q - 1];
-                    cand[q] = cand[q - 1];
-                    q--;
-                }
-                best[q] = score;
-                cand[q] = o;
-            }
-        }
-        for (int q = 0; q < nbest; q++) c->blk[nb++] = cand[q];
     }
-    if (nb < 2 && c->l > 1 && c->block >= 2) {
-        /* pad with a neighbour (computed and cached like any row) */
-        for (int o = (orig + 1) % c->l; o != orig && nb < 2; o = (o + 1) % c->l)
-            if (c->slot_of[o] < 0) c->blk[nb++] = o;
-    }
-    sertk_rcache_fill(c, k, nb);
+    sertk_rcache_fill(c, k, nb, full);
     /* the requested row must be the newest: the caller may hold it while fetching one more row */
     slot = c->slot_of[orig];
     sertk_lru_unlink(c, slot);
@@ -137,12 +89,26 @@ static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const
     return c->arena + (size_t)slot * c->maxl;
 }
 
-/* kernel row of the variable at position pos, indexed by col[] */
+/* kernel row of the variable at position pos, indexed by col[]: read at active positions only */
 static inline const float *sertk_row(sertk_solver *s, int pos)
 {
     int o = s->aset[pos];
     if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
-    return sertk_rcache_get(s->cache, s->k, s, o);
+    return sertk_rcache_get(s->cache, s->k, s, o, 0);
+}
+
+/* the same, read at every position (G_bar, the first gradient, reconstruction into inactive variables) */
+static inline const float *sertk_row_full(sertk_solver *s, int pos)
+{
+    int o = s->aset[pos];
+    if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
+    return sertk_rcache_get(s->cache, s->k, s, o, 1);
+}
+
+/* the active set grew back to all variables / shrank (cache mode: which columns new rows must cover) */
+static inline void sertk_widened(sertk_solver *s)
+{
+    if (s->cache) sertk_rcache_widen(s->cache);
 }
 
 static inline void sertk_update_status(sertk_solver *s, int i)
@@ -317,7 +283,7 @@ static void sertk_init_gradient_range(sertk_solver *s, int j0, int j1)
     for (int i = 0; i < l; i++)
         if (s->st[i] != SERTK_LOWER) {
             if (sertk_cancelled(s->k->cancel)) return; /* the caller checks the flag again */
-            const float *R = sertk_row(s, i);
+            const float *R = sertk_row_full(s, i);
             const double ai = s->alpha[i];
             const double yi = s->y[i];
             for (int j = j0; j < j1; j++) s->G[j] += ai * ((yi * s->y[j]) * (double)R[s->col[j]]);
@@ -467,7 +433,7 @@ static void sertk_recon_free_range(sertk_solver *s, const int *fr, int nf, int j
 {
     for (int t = 0; t < nf; t++) {
         const int i = fr[t];
-        const float *R = sertk_row(s, i);
+        const float *R = sertk_row_full(s, i);
         const double ai = s->alpha[i];
         const double yi = s->y[i];
         for (int j = j0; j < j1; j++) {
@@ -536,6 +502,7 @@ static void sertk_do_shrinking(sertk_solver *s)
         s->unshrink = 1;
         sertk_reconstruct_gradient(s);
         s->active_size = s->l;
+        sertk_widened(s);
     }
     for (int i = 0; i < s->active_size; i++) {
         if (sertk_be_shrunk(s, i, Gmax1, Gmax2, Gmax3, Gmax4)) {
@@ -549,6 +516,7 @@ static void sertk_do_shrinking(sertk_solver *s)
             }
         }
     }
+    if (s->cache) sertk_rcache_narrow(s->cache, s->k, s->active_size, s->aset);
 }
 
 /* rho and r of the nu formulation (libsvm's Solver_NU::calculate_rho) */
@@ -732,6 +700,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
         if (sertk_select_working_set(s, &i, &j) != 0) {
             sertk_reconstruct_gradient(s);
             s->active_size = l;
+            sertk_widened(s);
             s->max_valid = 0;
             if (sertk_select_working_set(s, &i, &j) != 0) break;
             counter = 1; /* shrink at the next iteration */
@@ -829,7 +798,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
                 /* a cached row is fetched only once the one before it is used (it may take its slot) */
                 if (s->team == NULL) jb.n_gbar = 0;
                 sertk_gbar_in *g = &jb.gbar_in[jb.n_gbar++];
-                g->R = sertk_row(s, var[x]);
+                g->R = sertk_row_full(s, var[x]);
                 g->Cx = Cx[x];
                 g->yij = yij;
                 g->leaves = was_upper[x];
