@@ -128,3 +128,31 @@ def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RowCacheWarning)
         NuSVC(nu=0.2, cache_size=0.5).fit(X, y)  # row cache, but a small problem: nothing to say
+
+
+def test_row_cache_rows_are_the_same_bits_on_the_scalar_path(tmp_path):
+    # the row cache's dot products (csrc/sertk_rowdot.c) on the AVX2 path and on the scalar one, which CPUs without
+    # AVX2 take: each lane is one sequential sum, so the whole model must be equal bit for bit
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, sys\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from conftest import make_embeddings\n"
+        "from sertk.svm import NuSVC\n"
+        "X, y = make_embeddings(n=700, d=50, k=3, seed=4)\n"
+        "m = NuSVC(nu=0.2, cache_size=0.05, probability=True, random_state=0).fit(X, y)\n"
+        "assert m.kernel_mode_ == 'cache'\n"
+        "np.savez(sys.argv[1], d=m.dual_coef_, i=m.intercept_, n=m.n_iter_, s=m.support_, a=m.probA_, b=m.probB_)\n"
+    )
+    here = os.path.dirname(__file__)
+    out = {}
+    for name, scalar in (("avx2", "0"), ("scalar", "1")):
+        path = tmp_path / f"{name}.npz"
+        env = {**os.environ, "SERTK_NUSVM_SCALAR": scalar}
+        subprocess.run([sys.executable, "-c", script, str(path), here], check=True, env=env)
+        out[name] = np.load(path)
+    for key in "dinsab":
+        np.testing.assert_array_equal(out["avx2"][key], out["scalar"][key], err_msg=key)
