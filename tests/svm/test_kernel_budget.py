@@ -87,9 +87,12 @@ def test_chained_pairs_give_libsvms_model(k, n_jobs):
     assert_same_model(ours, SkNuSVC(nu=0.2).fit(X, y), X[:200])
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("seed", range(6))
-def test_chained_pairs_equal_the_gram_path_bit_for_bit(seed):
-    # random class sizes, so the shared block moves up, down or stays; every move must keep each value
+def test_chained_pairs_with_random_class_sizes_give_libsvms_model(seed):
+    # random class sizes, so the shared block moves up, down or stays; a value moved wrong would change the model.
+    # Compared with libsvm at the usual tolerance, not bit for bit with our Gram path: the two paths call BLAS on
+    # different shapes, and a BLAS may round one dot product differently by shape (small-matrix kernels)
     rng = np.random.default_rng(seed)
     k = int(rng.integers(3, 6))
     sizes = rng.integers(40, 160, size=k)
@@ -99,10 +102,8 @@ def test_chained_pairs_equal_the_gram_path_bit_for_bit(seed):
     counts = np.bincount(y)
     l_max = int(np.sort(counts)[-1] + np.sort(counts)[-2])
     chained = NuSVC(nu=0.1, cache_size=1.2 * 4 * l_max**2 / 2**20).fit(X, y)
-    whole = NuSVC(nu=0.1).fit(X, y)
-    assert (chained.kernel_mode_, whole.kernel_mode_) == ("pair", "gram")
-    for name in ("support_", "n_iter_", "dual_coef_", "intercept_"):
-        np.testing.assert_array_equal(getattr(chained, name), getattr(whole, name), err_msg=name)
+    assert chained.kernel_mode_ == "pair"
+    assert_same_model(chained, SkNuSVC(nu=0.1).fit(X, y), X[:100])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1 keeps the fit short
