@@ -14,10 +14,22 @@ import pytest
 from conftest import make_embeddings
 from sklearn.svm import NuSVC as SkNuSVC
 from test_parity import assert_same_model
+from threadpoolctl import threadpool_limits
 
 from sertk.svm import NuSVC
 
 BIG = 2600  # above the solver's split threshold (SERTK_TEAM_MIN = 2048 variables)
+
+
+def _one_thread(X: np.ndarray, y: np.ndarray, **params) -> NuSVC:
+    """The one-thread model, with BLAS held to one thread as a fit with n_jobs > 1 holds it.
+
+    Then both fits make the same single-threaded BLAS calls on the same shapes and differ only in the solver's
+    split loops, so bit for bit is exact by construction on any CPU; without the limit a multithreaded BLAS could
+    round a product differently from the single-threaded one.
+    """
+    with threadpool_limits(limits=1):
+        return NuSVC(n_jobs=1, **params).fit(X, y)
 
 
 def _bitwise_equal(a: NuSVC, b: NuSVC) -> None:
@@ -45,7 +57,7 @@ def four_class_ref(four_class):
 def test_two_class_gram_with_a_team_is_libsvms_model(two_class, shrinking):
     X, y = two_class
     ref = SkNuSVC(nu=0.1, shrinking=shrinking).fit(X, y)
-    one = NuSVC(nu=0.1, shrinking=shrinking, n_jobs=1).fit(X, y)
+    one = _one_thread(X, y, nu=0.1, shrinking=shrinking)
     team = NuSVC(nu=0.1, shrinking=shrinking, n_jobs=2).fit(X, y)
     assert team.kernel_mode_ == "gram"
     assert_same_model(team, ref, X[:300])
@@ -64,7 +76,7 @@ def test_pair_mode_one_pair_at_a_time_with_a_team_is_libsvms_model(four_class, f
     cache_mb = (blocks_mb if class_blocks else 0) + 1.5 * pair_mb
     assert (blocks_mb + pair_mb <= cache_mb) == class_blocks
     ref = four_class_ref
-    one = NuSVC(nu=0.1, cache_size=cache_mb, n_jobs=1).fit(X, y)
+    one = _one_thread(X, y, nu=0.1, cache_size=cache_mb)
     team = NuSVC(nu=0.1, cache_size=cache_mb, n_jobs=2).fit(X, y)
     assert team.kernel_mode_ == "pair"
     assert_same_model(team, ref, X[:300])
@@ -75,4 +87,4 @@ def test_more_threads_than_parts_need_is_the_same_model(two_class):
     # 7 threads for one pair: a team of 7 (of as many as the process may use: spinning parts beyond the CPUs
     # would only wait for each other), each part a few hundred variables; still the one-thread model
     X, y = two_class
-    _bitwise_equal(NuSVC(nu=0.3, n_jobs=7).fit(X, y), NuSVC(nu=0.3, n_jobs=1).fit(X, y))
+    _bitwise_equal(NuSVC(nu=0.3, n_jobs=7).fit(X, y), _one_thread(X, y, nu=0.3))
