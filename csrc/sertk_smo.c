@@ -89,21 +89,19 @@ static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const
     return c->arena + (size_t)slot * c->maxl;
 }
 
-/* kernel row of the variable at position pos, indexed by col[]: read at active positions only */
-static inline const float *sertk_row(sertk_solver *s, int pos)
+/* kernel row of the variable at position pos, indexed by col[]; full: read at every position, not only active ones */
+static inline const float *sertk_row_of(sertk_solver *s, int pos, int full)
 {
     int o = s->aset[pos];
     if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
-    return sertk_rcache_get(s->cache, s->k, s, o, 0);
+    return sertk_rcache_get(s->cache, s->k, s, o, full);
 }
 
-/* the same, read at every position (G_bar, the first gradient, reconstruction into inactive variables) */
-static inline const float *sertk_row_full(sertk_solver *s, int pos)
-{
-    int o = s->aset[pos];
-    if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
-    return sertk_rcache_get(s->cache, s->k, s, o, 1);
-}
+/* read at active positions only (working-set choice, gradient update) */
+static inline const float *sertk_row(sertk_solver *s, int pos) { return sertk_row_of(s, pos, 0); }
+
+/* read at every position (G_bar, the first gradient, reconstruction into inactive variables) */
+static inline const float *sertk_row_full(sertk_solver *s, int pos) { return sertk_row_of(s, pos, 1); }
 
 /* the active set grew back to all variables / shrank (cache mode: which columns new rows must cover) */
 static inline void sertk_widened(sertk_solver *s)
