@@ -114,28 +114,37 @@ def test_same_model(data, fitted):
     np.testing.assert_array_equal(ours.predict(X_test), ref.predict(X_test))
 
 
+def status_bytes(key: str) -> int:
+    """A size line of /proc/self/status (``VmRSS:``, ``VmHWM:``) in bytes (Linux)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak() -> int:
+    """Give freed heap back and reset the peak (VmHWM) to the current resident size; return that size."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # so that a fit's allocations show up as new pages
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return status_bytes("VmRSS:")
+
+
 _MEMORY_SCRIPT = r"""
 import json, sys
 sys.path[:0] = [sys.argv[3], sys.argv[4]]
 from threadpoolctl import threadpool_limits
 import bench_nusvm as b
 
-def status(key):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-
 X, y = b.make_embeddings(int(sys.argv[2]), seed=1)
 model = b.SCALING_IMPLS[sys.argv[1]]()
-import ctypes
-ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back, so the fit's allocations show up as new pages
-with open("/proc/self/clear_refs", "w") as fh:
-    fh.write("5")  # reset the peak (VmHWM) to the current resident size
-base = status("VmRSS:")
+base = b.reset_peak()
 with threadpool_limits(limits=1):
     model.fit(X, y)
-print(json.dumps({"peak_mb": (status("VmHWM:") - base) / 2**20}))
+print(json.dumps({"peak_mb": (b.status_bytes("VmHWM:") - base) / 2**20}))
 """
 
 

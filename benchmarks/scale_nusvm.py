@@ -32,25 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_nusvm import make_embeddings  # noqa: E402
-
-
-def _status_bytes(key: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak() -> int:
-    """Reset VmHWM to the current resident size (Linux) and return that size."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    return _status_bytes("VmRSS:")
+from bench_nusvm import make_embeddings, reset_peak, status_bytes  # noqa: E402
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,13 +71,13 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
         from sertk.svm import NuSVC
 
         model = NuSVC(nu=0.1, cache_size=cache, n_jobs=jobs)
-    base = _reset_peak()
+    base = reset_peak()
     with threadpool_limits(limits=1):
         start = time.perf_counter()
         model.fit(X, y)
         elapsed = time.perf_counter() - start
     out = {"impl": impl, "n": n, "jobs": jobs, "cache_mb": cache, "fit_s": round(elapsed, 3),
-           "peak_mb": round((_status_bytes("VmHWM:") - base) / 2**20, 1),
+           "peak_mb": round((status_bytes("VmHWM:") - base) / 2**20, 1),
            "mode": getattr(model, "kernel_mode_", "libsvm"), "n_iter": [int(v) for v in model.n_iter_],
            "n_sv": int(model.support_.size),
            "support_sha": hashlib.sha256(np.asarray(model.support_, np.int64).tobytes()).hexdigest()[:16],
