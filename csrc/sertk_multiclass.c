@@ -314,6 +314,14 @@ static void sertk_class_weights(int n, const int *y, const double *w, int k, dou
     for (int i = 0; i < n; i++) cnt[y[i]] += w[i]; /* summed in sample order, as libsvm's check */
 }
 
+/* SERTK_MIN_CACHE_ROWS rows of the largest sub-problem (max_pair samples) for each of min(n_threads, pairs) workers */
+static double sertk_min_cache_of(int n_classes, int max_pair, int n_threads)
+{
+    const int pairs = n_classes * (n_classes - 1) / 2;
+    const int workers = n_threads < pairs ? n_threads : pairs;
+    return (double)workers * SERTK_MIN_CACHE_ROWS * (double)max_pair * sizeof(float);
+}
+
 double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads)
 {
     if (n < 1 || !y || n_classes < 2 || n_threads < 1) return -1;
@@ -338,9 +346,42 @@ double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_thr
         }
     }
     free(count);
-    const int pairs = n_classes * (n_classes - 1) / 2;
-    const int workers = n_threads < pairs ? n_threads : pairs;
-    return (double)workers * SERTK_MIN_CACHE_ROWS * (double)(first + second) * sizeof(float);
+    return sertk_min_cache_of(n_classes, first + second, n_threads);
+}
+
+int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_params *par, sertk_nusvm_plan *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    if (n_classes < 2 || !count || !par || par->n_threads < 1) return SERTK_EINVAL;
+    double n = 0, diag_bytes = 0;
+    for (int c = 0; c < n_classes; c++) {
+        if (count[c] < 1) return SERTK_EINVAL;
+        n += count[c];
+        diag_bytes += (double)count[c] * (double)count[c] * sizeof(float);
+    }
+    const int P = n_classes * (n_classes - 1) / 2;
+    for (int i = 0; i < n_classes; i++)
+        for (int j = i + 1; j < n_classes; j++)
+            if (count[i] + count[j] > plan->max_pair) plan->max_pair = count[i] + count[j];
+    plan->gram_bytes = n * n * sizeof(float);
+    plan->pair_bytes = (double)plan->max_pair * (double)plan->max_pair * sizeof(float);
+    plan->min_cache_bytes = sertk_min_cache_of(n_classes, plan->max_pair, par->n_threads);
+    plan->kernel_mode = plan->gram_bytes <= par->cache_bytes   ? SERTK_KMODE_GRAM
+                        : plan->pair_bytes <= par->cache_bytes ? SERTK_KMODE_PAIR
+                                                               : SERTK_KMODE_CACHE;
+    plan->n_work = par->n_threads < P ? par->n_threads : P;
+    plan->inner_threads = 1;
+    if (plan->kernel_mode == SERTK_KMODE_PAIR) {
+        plan->reuse_diag = par->kernel != SERTK_KERNEL_PRECOMPUTED && diag_bytes + plan->pair_bytes <= par->cache_bytes;
+        const double fit = floor((par->cache_bytes - (plan->reuse_diag ? diag_bytes : 0)) / plan->pair_bytes);
+        if (fit < plan->n_work) plan->n_work = (int)fit;
+        plan->inner_threads = par->n_threads / plan->n_work;
+        plan->chained = !plan->reuse_diag && plan->n_work == 1 && P > 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED;
+    }
+    /* threads beyond one per worker split each solver's loops (Gram and pair modes) */
+    plan->team_parts = plan->kernel_mode == SERTK_KMODE_CACHE ? 1 : par->n_threads / plan->n_work;
+    if (plan->kernel_mode == SERTK_KMODE_CACHE && par->cache_bytes < plan->min_cache_bytes) return SERTK_EBUDGET;
+    return SERTK_OK;
 }
 
 double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
@@ -492,36 +533,13 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
         }
     }
 
-    /*
-     * How the kernel is held, within the budget: the whole Gram matrix; else each pair's own Gram matrix, as many
-     * pairs at a time as fit (l_max^2 floats each), built from the classes' own Gram matrices (computed once, kept
-     * for the whole fit) when those fit too; else a row cache per worker.
-     */
-    int maxl = 0;
-    for (int p = 0; p < P; p++) {
-        int l = count[pair_i[p]] + count[pair_j[p]];
-        if (l > maxl) maxl = l;
-    }
-    const double gram_bytes = (double)n * (double)n * sizeof(float);
-    const double pair_bytes = (double)maxl * (double)maxl * sizeof(float);
-    const int gram_mode = gram_bytes <= par->cache_bytes;
-    int kmode = gram_mode ? SERTK_KMODE_GRAM : (pair_bytes <= par->cache_bytes ? SERTK_KMODE_PAIR : SERTK_KMODE_CACHE);
-    n_work = par->n_threads < P ? par->n_threads : P;
-    int inner_threads = 1;
-    int reuse_diag = 0;
-    if (kmode == SERTK_KMODE_PAIR) {
-        double diag_bytes = 0;
-        for (int c = 0; c < K; c++) diag_bytes += (double)count[c] * (double)count[c] * sizeof(float);
-        reuse_diag = par->kernel != SERTK_KERNEL_PRECOMPUTED && diag_bytes + pair_bytes <= par->cache_bytes;
-        const double fit = floor((par->cache_bytes - (reuse_diag ? diag_bytes : 0)) / pair_bytes);
-        if (fit < n_work) n_work = (int)fit;
-        inner_threads = par->n_threads / n_work;
-    }
-    if (kmode == SERTK_KMODE_CACHE && par->cache_bytes < sertk_nusvm_min_cache_bytes(n, prob->y, K, par->n_threads)) {
-        rc = SERTK_EBUDGET; /* before any large allocation, and never more memory than the budget */
-        goto done;
-    }
-    if (gram_mode) {
+    /* how the kernel is held within the budget (sertk_nusvm_plan_kernel), decided before any large allocation */
+    sertk_nusvm_plan plan;
+    rc = sertk_nusvm_plan_kernel(K, count, par, &plan);
+    if (rc != SERTK_OK) goto done; /* SERTK_EBUDGET: never more memory than the budget */
+    const int kmode = plan.kernel_mode, maxl = plan.max_pair, reuse_diag = plan.reuse_diag;
+    n_work = plan.n_work;
+    if (kmode == SERTK_KMODE_GRAM) {
         gram = sertk_big_alloc((size_t)n * n * sizeof(float));
         if (!gram) {
             rc = SERTK_ENOMEM;
@@ -541,11 +559,9 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
             goto done;
         }
         memset(work, 0, sizeof(sertk_work) * (size_t)n_work);
-        /* threads beyond one per worker split each solver's loops (Gram and pair modes) */
-        const int team_parts = kmode == SERTK_KMODE_CACHE ? 1 : par->n_threads / n_work;
         for (int t = 0; t < n_work; t++) {
             rc = sertk_work_init(&work[t], maxl, par->probability, &kc, kmode, par->cache_bytes / n_work,
-                                 team_parts);
+                                 plan.team_parts);
             if (rc != SERTK_OK) goto done;
         }
     }
@@ -591,11 +607,11 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     fc.probB = probB;
     fc.n_iter = n_iter;
     fc.timed_out = timed_out;
-    fc.inner_threads = inner_threads;
+    fc.inner_threads = plan.inner_threads;
     fc.diag = diag;
     fc.order = NULL;
     /* one pair at a time without the classes' own matrices: pairs chained through one buffer */
-    if (kmode == SERTK_KMODE_PAIR && !reuse_diag && n_work == 1 && P > 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED) {
+    if (plan.chained) {
         chain = SERTK_NEW(int, P);
         if (!chain) {
             rc = SERTK_ENOMEM;

@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define SERTK_NUSVM_ABI_VERSION 3 /* 2: sertk_nusvm_params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET */
+#define SERTK_NUSVM_ABI_VERSION 4 /* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel */
 
 /* status codes */
 enum {
@@ -137,6 +137,32 @@ double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, in
  */
 #define SERTK_MIN_CACHE_ROWS 4
 double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads);
+
+/*
+ * How a fit holds its kernel values within params.cache_bytes, decided from the class sizes alone: the whole Gram
+ * matrix; else each pair's own Gram matrix, as many pairs at a time as fit (with every class's own Gram matrix kept
+ * beside them when that fits too, or pairs chained through one buffer when only one pair fits); else a row cache
+ * per worker.  sertk_nusvm_fit follows this plan, so a caller can tell before a long fit which path it takes.
+ */
+typedef struct {
+    int kernel_mode;        /* SERTK_KMODE_* */
+    int n_work;             /* sub-problems solved at once, one worker thread each */
+    int inner_threads;      /* pair mode: threads that build each pair's Gram matrix */
+    int team_parts;         /* threads that split each sub-problem's solver loops (1: none) */
+    int reuse_diag;         /* pair mode: every class's own Gram matrix computed once, kept for the whole fit */
+    int chained;            /* pair mode: one pair at a time, each reusing the class block it shares with the last */
+    int max_pair;           /* samples in the largest one-vs-one sub-problem (l_max) */
+    double gram_bytes;      /* the whole float32 Gram matrix */
+    double pair_bytes;      /* the largest pair's float32 Gram matrix */
+    double min_cache_bytes; /* sertk_nusvm_min_cache_bytes: below it the fit returns SERTK_EBUDGET */
+} sertk_nusvm_plan;
+
+/*
+ * Fill *plan for classes of sizes count[0..n_classes-1] (every one >= 1) under params' kernel, cache_bytes and
+ * n_threads.  Returns SERTK_OK, SERTK_EBUDGET (plan filled: cache_bytes < plan->min_cache_bytes) or SERTK_EINVAL.
+ */
+int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_params *params,
+                            sertk_nusvm_plan *plan);
 
 /*
  * One-vs-one decision values dec[m x n_pairs] (row-major).  X is the m x d test matrix; sv the n_sv x d support

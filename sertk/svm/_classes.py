@@ -321,7 +321,10 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             perms = [rng.permutation(int(counts[i] + counts[j])) for i in range(k) for j in range(i + 1, k)]
             prob_perm = np.ascontiguousarray(np.concatenate(perms), dtype=np.int32)
         n_threads = _resolve_n_jobs(self.n_jobs)
-        self._warn_if_row_cache(y_fit, counts, n_threads)
+        # the core's own choice of kernel path for this budget (the fit below follows it)
+        plan = _nusvm.plan_kernel(counts.astype(np.int32), kernel=self.kernel,
+                                  cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads)
+        self._warn_if_row_cache(plan)
         try:
             with _blas_threads(n_threads):
                 result = _nusvm.fit(
@@ -337,11 +340,11 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             self.__dict__.update(before)
             raise
         except _nusvm.KernelBudgetError:
-            need_mb = _round_up(_nusvm.min_cache_bytes(y_fit, k, n_threads) / 2**20)
-            workers = min(n_threads, k * (k - 1) // 2)
+            need_mb = _round_up(plan["min_cache_bytes"] / 2**20)
+            workers = plan["n_work"]
             raise ValueError(
                 f"cache_size={self.cache_size!r} MiB is too small for this training set: the whole Gram matrix "
-                f"needs {4 * len(y_fit) ** 2 / 2**20:.1f} MiB and the kernel-row cache at least {need_mb:g} MiB "
+                f"needs {plan['gram_bytes'] / 2**20:.1f} MiB and the kernel-row cache at least {need_mb:g} MiB "
                 f"({_nusvm.MIN_CACHE_ROWS} rows of the largest class pair per worker thread, {workers} worker"
                 f"{'s' if workers > 1 else ''}); raise cache_size to at least {need_mb:g}"
                 + (", or use fewer n_jobs" if workers > 1 else "")
@@ -391,19 +394,16 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             )
         return self
 
-    def _warn_if_row_cache(self, y_fit: np.ndarray, counts: np.ndarray, n_threads: int) -> None:
+    def _warn_if_row_cache(self, plan: dict[str, Any]) -> None:
         """Say, before a long fit starts, that the budget sends it to the row cache and what budget would not."""
-        budget = float(self.cache_size) * 2**20
-        l_max = int(np.sort(counts)[-2:].sum())
-        pair_bytes = 4.0 * l_max**2
-        if (4.0 * len(y_fit) ** 2 <= budget or pair_bytes <= budget or pair_bytes < _ROW_CACHE_WARN_BYTES
-                or budget < _nusvm.min_cache_bytes(y_fit, len(counts), n_threads)):
+        pair_bytes = plan["pair_bytes"]
+        if plan["kernel_mode"] != "cache" or not plan["fits"] or pair_bytes < _ROW_CACHE_WARN_BYTES:
             return
         warnings.warn(
             f"cache_size={self.cache_size!r} MiB cannot hold the largest class pair's kernel matrix "
-            f"({pair_bytes / 2**20:.0f} MiB, {l_max} samples), so this fit recomputes kernel rows from a row cache, "
-            f"many times slower; cache_size={_round_up(pair_bytes / 2**20):g} or more holds one pair at a time "
-            "(docs/svm.md, 'Kernel values')",
+            f"({pair_bytes / 2**20:.0f} MiB, {plan['max_pair']} samples), so this fit recomputes kernel rows from a "
+            f"row cache, many times slower; cache_size={_round_up(pair_bytes / 2**20):g} or more holds one pair at "
+            "a time (docs/svm.md, 'Kernel values')",
             RowCacheWarning,
             stacklevel=3,
         )

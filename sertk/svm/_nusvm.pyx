@@ -75,12 +75,28 @@ cdef extern from "sertk_nusvm.h" nogil:
     int SERTK_KERNEL_PRECOMPUTED
     int SERTK_KMODE_GRAM
     int SERTK_KMODE_PAIR
+    int SERTK_KMODE_CACHE
     int SERTK_NUSVM_ABI_VERSION
 
     int sertk_nusvm_fit(const sertk_nusvm_problem *problem, const sertk_nusvm_params *params,
                         const sertk_blas *blas, sertk_nusvm_model *model)
     void sertk_nusvm_model_free(sertk_nusvm_model *model)
     double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads)
+
+    ctypedef struct sertk_nusvm_plan:
+        int kernel_mode
+        int n_work
+        int inner_threads
+        int team_parts
+        int reuse_diag
+        int chained
+        int max_pair
+        double gram_bytes
+        double pair_bytes
+        double min_cache_bytes
+
+    int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_params *params,
+                                sertk_nusvm_plan *plan)
     double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, int n_classes, int *worst_i,
                                        int *worst_j)
     int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
@@ -146,6 +162,38 @@ def min_cache_bytes(const int[::1] y, int n_classes, int n_threads=1):
     if need < 0:
         raise ValueError("invalid labels or thread count")
     return need
+
+
+cdef str _mode_name(int mode):
+    return {SERTK_KMODE_GRAM: "gram", SERTK_KMODE_PAIR: "pair", SERTK_KMODE_CACHE: "cache"}[mode]
+
+
+def plan_kernel(const int[::1] counts, *, str kernel="rbf", double cache_bytes=1024.0 * 2**20, int n_threads=1):
+    """How a fit with these class sizes holds its kernel values within ``cache_bytes`` — the core's own decision
+    (``sertk_nusvm_plan_kernel``, which ``fit`` follows), so that a caller can warn or explain before a long fit.
+
+    Returns a dict: ``kernel_mode`` ("gram", "pair" or "cache"), ``n_work`` (sub-problems at once),
+    ``inner_threads``, ``team_parts``, ``reuse_diag``, ``chained``, ``max_pair`` (samples in the largest pair),
+    ``gram_bytes``, ``pair_bytes``, ``min_cache_bytes`` and ``fits`` (False: ``fit`` would raise
+    ``KernelBudgetError``).
+    """
+    cdef sertk_nusvm_params par
+    cdef sertk_nusvm_plan plan
+    if counts.shape[0] < 2:
+        raise ValueError(f"need at least 2 classes, got {counts.shape[0]}")
+    par.kernel = _kernel_code(kernel)
+    par.cache_bytes = cache_bytes
+    par.n_threads = n_threads
+    cdef int rc = sertk_nusvm_plan_kernel(<int>counts.shape[0], &counts[0], &par, &plan)
+    if rc != SERTK_OK and rc != SERTK_EBUDGET:
+        raise ValueError(f"invalid class sizes or thread count: counts={np.asarray(counts).tolist()}, "
+                         f"n_threads={n_threads}")
+    return {
+        "kernel_mode": _mode_name(plan.kernel_mode), "n_work": plan.n_work, "inner_threads": plan.inner_threads,
+        "team_parts": plan.team_parts, "reuse_diag": bool(plan.reuse_diag), "chained": bool(plan.chained),
+        "max_pair": plan.max_pair, "gram_bytes": plan.gram_bytes, "pair_bytes": plan.pair_bytes,
+        "min_cache_bytes": plan.min_cache_bytes, "fits": rc == SERTK_OK,
+    }
 
 
 def _kernel_code(kernel):
@@ -332,7 +380,7 @@ cdef dict _model_to_dict(sertk_nusvm_model *m):
         "fit_status": int(m.fit_status),
         "prob_a": prob_a,
         "prob_b": prob_b,
-        "kernel_mode": {SERTK_KMODE_GRAM: "gram", SERTK_KMODE_PAIR: "pair"}.get(m.kernel_mode, "cache"),
+        "kernel_mode": _mode_name(m.kernel_mode),
     }
 
 

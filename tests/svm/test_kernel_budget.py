@@ -31,6 +31,48 @@ def test_min_cache_bytes_is_min_rows_of_the_largest_pair_per_worker():
         _nusvm.min_cache_bytes(np.array([0, 5], dtype=np.int32), 2, 1)
 
 
+def test_the_kernel_plan_follows_the_budget():
+    # 5 classes of 50, 70, 30, 20 and 40 samples: Gram 4·210² bytes, largest pair (70 + 50) 4·120², class blocks
+    # 4·(50² + 70² + 30² + 20² + 40²)
+    counts = np.array([50, 70, 30, 20, 40], dtype=np.int32)
+    gram, pair, blocks = 4 * 210**2, 4 * 120**2, 4 * 10300
+
+    def plan(budget, n_threads=2, kernel="rbf"):
+        return _nusvm.plan_kernel(counts, kernel=kernel, cache_bytes=budget, n_threads=n_threads)
+
+    assert plan(gram)["kernel_mode"] == "gram" and plan(gram)["team_parts"] == 1  # 10 pairs over 2 threads
+    assert plan(gram, n_threads=1)["n_work"] == 1
+    both = plan(pair + blocks)  # one pair and every class's own block: the blocks are kept
+    assert (both["kernel_mode"], both["reuse_diag"], both["chained"], both["n_work"]) == ("pair", True, False, 1)
+    assert both["team_parts"] == 2 and both["inner_threads"] == 2  # one pair at a time: both threads on it
+    one = plan(pair + blocks - 1)  # one pair only: pairs chained through one buffer
+    assert (one["kernel_mode"], one["reuse_diag"], one["chained"], one["n_work"]) == ("pair", False, True, 1)
+    assert not plan(pair + blocks - 1, kernel="precomputed")["chained"]  # a given kernel has nothing to move
+    two = plan(2 * pair + blocks)  # the blocks first, then as many pairs at a time as fit: a thread each
+    assert (two["kernel_mode"], two["n_work"], two["team_parts"], two["reuse_diag"]) == ("pair", 2, 1, True)
+    assert plan(2 * pair + blocks - 1)["n_work"] == 1
+    assert plan(2 * pair, kernel="precomputed")["n_work"] == 2  # no blocks to keep for a given kernel
+    rows = plan(pair - 1)
+    assert rows["kernel_mode"] == "cache" and rows["fits"] and rows["max_pair"] == 120
+    assert rows["min_cache_bytes"] == _nusvm.min_cache_bytes(np.repeat(np.arange(5), counts).astype(np.int32), 5, 2)
+    assert not plan(rows["min_cache_bytes"] - 1)["fits"]
+    with pytest.raises(ValueError, match="invalid class sizes"):
+        _nusvm.plan_kernel(np.array([3, 0], dtype=np.int32))
+
+
+@pytest.mark.parametrize("budget", ["gram", "two pairs", "pair", "rows"])
+def test_the_fit_takes_the_path_the_plan_names(datasets, budget):
+    # the estimator warns and explains from plan_kernel; the core must follow that same plan
+    X, y = datasets["emb_4class"]
+    counts = np.bincount(_codes(y)).astype(np.int32)
+    l_max = int(np.sort(counts)[-2:].sum())
+    blocks = 4 * float(np.sum(counts.astype(float) ** 2))
+    cache_mb = {"gram": 4 * len(y) ** 2, "two pairs": 8 * l_max**2 + blocks, "pair": 4 * l_max**2,
+                "rows": 4 * l_max**2 - 1}[budget] / 2**20
+    planned = _nusvm.plan_kernel(counts, cache_bytes=cache_mb * 2**20, n_threads=2)
+    assert NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=2).fit(X, y).kernel_mode_ == planned["kernel_mode"]
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_a_budget_too_small_names_the_size_needed(datasets, n_jobs):
     X, y = datasets["emb_4class"]
