@@ -39,7 +39,10 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
         const double *bi = buf + (size_t)r * nc;
         const double sqi = k->sq[i];
         gi[i] = (float)k->qd[i];
-        for (int j = i + 1; j < n; j++) gi[j] = (float)sertk_kval(k, bi[j - r0], sqi, k->sq[j]);
+        if (k->kernel == SERTK_KERNEL_RBF)
+            sertk_rbf_row(n - i - 1, bi + (i + 1 - r0), k->sq + i + 1, sqi, k->gamma, gi + i + 1);
+        else
+            for (int j = i + 1; j < n; j++) gi[j] = (float)sertk_kval(k, bi[j - r0], sqi, k->sq[j]);
     }
     return SERTK_OK;
 }
@@ -176,7 +179,10 @@ static int sertk_cross_rows_task(void *ctx, int task, int worker)
         float *ga = job->G + (size_t)a * ld + ni;
         const double *ba = buf + (size_t)r * nj;
         const double sqa = k->sq[a];
-        for (int b = 0; b < nj; b++) ga[b] = (float)sertk_kval(k, ba[b], sqa, k->sq[ni + b]);
+        if (k->kernel == SERTK_KERNEL_RBF)
+            sertk_rbf_row(nj, ba, k->sq + ni, sqa, k->gamma, ga);
+        else
+            for (int b = 0; b < nj; b++) ga[b] = (float)sertk_kval(k, ba[b], sqa, k->sq[ni + b]);
     }
     return SERTK_OK;
 }

@@ -77,6 +77,18 @@ SERTK_HIDDEN size_t sertk_panel_doubles(int nc, int d);
 SERTK_HIDDEN void sertk_panel_pack(double *P, const double *X, const int *rows, int nc, int d);
 SERTK_HIDDEN void sertk_rowdot(int nb, const double *const *a, int d, const double *P, int nc, double *out, int ldo);
 
+/*
+ * RBF values of a block row from its dot products (sertk_vexp.c): out[j] = float(exp(-gamma (sqi + sq[j] -
+ * 2 dot[j]))), exp on AVX2 + FMA (within about a float64 ulp of glibc's) or glibc's; for the Gram and pair paths.
+ */
+SERTK_HIDDEN void sertk_rbf_row(int n, const double *dot, const double *sq, double sqi, double gamma, float *out);
+/* the same in float64, over the products in place: dot[j] := exp(-gamma (sqi + sq[j] - 2 dot[j])) (prediction) */
+SERTK_HIDDEN void sertk_rbf_row_f64(int n, double *dot, const double *sq, double sqi, double gamma);
+SERTK_HIDDEN void sertk_rbf_row_f64_scalar(int n, double *dot, const double *sq, double sqi, double gamma);
+SERTK_HIDDEN int sertk_vexp_enabled(void);
+SERTK_HIDDEN void sertk_rbf_row_scalar(int n, const double *dot, const double *sq, double sqi, double gamma,
+                                       float *out); /* glibc's exp, always */
+
 /* the whole n x n float32 Gram matrix into k->gram, in the caller's row order */
 SERTK_HIDDEN int sertk_gram_compute(sertk_kctx *k, int n_threads);
 

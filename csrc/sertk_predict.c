@@ -3,6 +3,7 @@
  * test rows, one-vs-one voting, and probabilities (Platt's sigmoid, pairwise coupling).
  */
 #include "sertk_internal.h"
+#include "sertk_kernel.h"
 
 #include <math.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static int sertk_dec_task(void *ctx, int task, int worker)
                 const double *x = j->X + (size_t)(r0 + r) * j->d;
                 const double sqx = sertk_dot(j->blas, j->d, x, x);
                 double *kr = kb + (size_t)r * j->n_sv;
-                for (int s = 0; s < j->n_sv; s++) kr[s] = exp(-j->gamma * (sqx + j->sv_sq[s] - 2 * kr[s]));
+                sertk_rbf_row_f64(j->n_sv, kr, j->sv_sq, sqx, j->gamma);
             }
         }
         Kt = kb;

@@ -108,6 +108,13 @@ cdef extern from "sertk_nusvm.h" nogil:
     void sertk_nusvm_sigmoid_train(int l, const double *dec, const signed char *label, double *A, double *B)
     const char *sertk_nusvm_strerror(int status)
 
+cdef extern from "sertk_kernel.h" nogil:
+    void sertk_rbf_row(int n, const double *dot, const double *sq, double sqi, double gamma, float *out)
+    void sertk_rbf_row_scalar(int n, const double *dot, const double *sq, double sqi, double gamma, float *out)
+    void sertk_rbf_row_f64(int n, double *dot, const double *sq, double sqi, double gamma)
+    void sertk_rbf_row_f64_scalar(int n, double *dot, const double *sq, double sqi, double gamma)
+    int sertk_vexp_enabled()
+
 
 KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed": SERTK_KERNEL_PRECOMPUTED}
 ABI_VERSION = SERTK_NUSVM_ABI_VERSION
@@ -471,3 +478,34 @@ def sigmoid_train(const double[::1] dec, const signed char[::1] label):
     with nogil:
         sertk_nusvm_sigmoid_train(<int>dec.shape[0], &dec[0], &label[0], &A, &B)
     return A, B
+
+
+def _rbf_values(const double[::1] dot, const double[::1] sq, double sqi, double gamma, *, bint reference=False,
+                bint f64=False):
+    """Kernel values exp(-gamma (sqi + sq - 2 dot)) as the Gram and pair paths (float32) or prediction (float64)
+    compute them (``csrc/sertk_vexp.c``); ``reference``: with glibc's exp, as libsvm.  For the tests."""
+    cdef Py_ssize_t n = dot.shape[0]
+    if sq.shape[0] != n or n == 0:
+        raise ValueError("dot and sq must be non-empty and of equal length")
+    out = np.empty(n, dtype=np.float64 if f64 else np.float32)
+    cdef float[::1] o32
+    cdef double[::1] o64
+    if f64:
+        o64 = out
+        o64[:] = dot
+        if reference:
+            sertk_rbf_row_f64_scalar(<int>n, &o64[0], &sq[0], sqi, gamma)
+        else:
+            sertk_rbf_row_f64(<int>n, &o64[0], &sq[0], sqi, gamma)
+        return out
+    o32 = out
+    if reference:
+        sertk_rbf_row_scalar(<int>n, &dot[0], &sq[0], sqi, gamma, &o32[0])
+    else:
+        sertk_rbf_row(<int>n, &dot[0], &sq[0], sqi, gamma, &o32[0])
+    return out
+
+
+def _vexp_enabled():
+    """Whether kernel values take the AVX2 + FMA exp on this CPU (not under SERTK_NUSVM_SCALAR=1)."""
+    return bool(sertk_vexp_enabled())
