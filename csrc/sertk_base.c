@@ -158,3 +158,20 @@ const char *sertk_nusvm_strerror(int status)
         return "unknown status";
     }
 }
+
+int sertk_simd(void)
+{
+    static int level = -1; /* benign race: every thread computes the same */
+    if (level < 0) {
+        int v = 0;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        const char *force = getenv("SERTK_NUSVM_SCALAR");
+        if (!(force && force[0] == '1') && __builtin_cpu_supports("avx2")) {
+            v |= SERTK_SIMD_AVX2;
+            if (__builtin_cpu_supports("fma")) v |= SERTK_SIMD_AVX2_FMA;
+        }
+#endif
+        level = v;
+    }
+    return level;
+}

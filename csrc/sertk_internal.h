@@ -49,6 +49,15 @@ static inline int sertk_cancelled(const volatile int *flag) { return flag != NUL
 static inline double sertk_min(double a, double b) { return a < b ? a : b; }  /* libsvm's min: (x<y)?x:y */
 static inline double sertk_max(double a, double b) { return a > b ? a : b; }  /* libsvm's max: (x>y)?x:y */
 
+/*
+ * The vector paths this CPU may take (sertk_base.c): SERTK_SIMD_AVX2 (row dot products, solver loops) and
+ * SERTK_SIMD_AVX2_FMA (kernel exp), or 0.  SERTK_NUSVM_SCALAR=1 in the environment gives 0, so that tests can
+ * run the scalar code, which CPUs without AVX2 take, on any machine.  Read once per process.
+ */
+#define SERTK_SIMD_AVX2 1
+#define SERTK_SIMD_AVX2_FMA 2
+SERTK_HIDDEN int sertk_simd(void);
+
 /* parallel for: tasks 0..ntasks-1 handed out in order to n_threads workers; the first failing status wins */
 typedef int (*sertk_task_fn)(void *ctx, int task, int worker);
 SERTK_HIDDEN int sertk_parallel_for(int n_threads, int ntasks, sertk_task_fn fn, void *ctx);

@@ -127,15 +127,7 @@ __attribute__((target("avx2"))) static void sertk_rowdot_avx2(int nb, const doub
 void sertk_rowdot(int nb, const double *const *a, int d, const double *P, int nc, double *out, int ldo)
 {
 #ifdef SERTK_HAVE_AVX2_PATH
-    /*
-     * SERTK_NUSVM_SCALAR=1 in the environment takes the scalar path on an AVX2 machine, so that the tests can show
-     * both paths give the same bits (tests/svm/test_kernel_budget.py).  Benign race: every thread writes the same.
-     */
-    static int avx2 = -1;
-    if (avx2 < 0) {
-        const char *force = getenv("SERTK_NUSVM_SCALAR");
-        avx2 = (force && force[0] == '1') ? 0 : (__builtin_cpu_supports("avx2") ? 1 : 0);
-    }
+    const int avx2 = (sertk_simd() & SERTK_SIMD_AVX2) != 0; /* SERTK_NUSVM_SCALAR=1: the scalar path */
     if (avx2) {
         sertk_rowdot_avx2(nb, a, d, P, nc, out, ldo);
         return;

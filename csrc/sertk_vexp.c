@@ -20,23 +20,19 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define SERTK_HAVE_VEXP 1
 #include <immintrin.h>
-/* FMA only where written: a contracted (sqi + sq) - 2 dot would round the argument unlike sertk_kval */
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
+/* FMA only where written: contraction is off in the core (sertk_internal.h), so (sqi + sq) - 2 dot rounds as in
+ * sertk_kval */
 #define SERTK_VEXP_FN __attribute__((target("avx2,fma")))
-#else
-#define SERTK_VEXP_FN __attribute__((target("avx2,fma"), optimize("fp-contract=off")))
-#endif
 #endif
 
-/* sertk_kval's arithmetic (never inlined into the FMA code below, where it could be contracted) */
-__attribute__((noinline)) void sertk_rbf_row_scalar(int n, const double *dot, const double *sq, double sqi,
+/* sertk_kval's arithmetic with glibc's exp */
+void sertk_rbf_row_scalar(int n, const double *dot, const double *sq, double sqi,
                                                     double gamma, float *out)
 {
     for (int j = 0; j < n; j++) out[j] = (float)exp(-gamma * (sqi + sq[j] - 2 * dot[j]));
 }
 
-__attribute__((noinline)) void sertk_rbf_row_f64_scalar(int n, double *dot, const double *sq, double sqi,
+void sertk_rbf_row_f64_scalar(int n, double *dot, const double *sq, double sqi,
                                                         double gamma)
 {
     for (int j = 0; j < n; j++) dot[j] = exp(-gamma * (sqi + sq[j] - 2 * dot[j]));
@@ -127,21 +123,7 @@ SERTK_VEXP_FN static void sertk_rbf_row_f64_avx2(int n, double *dot, const doubl
 }
 #endif
 
-int sertk_vexp_enabled(void)
-{
-#ifdef SERTK_HAVE_VEXP
-    static int on = -1; /* benign race: every thread writes the same */
-    if (on < 0) {
-        const char *force = getenv("SERTK_NUSVM_SCALAR");
-        on = (force && force[0] == '1') ? 0
-             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
-                                                                                   : 0;
-    }
-    return on;
-#else
-    return 0;
-#endif
-}
+int sertk_vexp_enabled(void) { return (sertk_simd() & SERTK_SIMD_AVX2_FMA) != 0; }
 
 void sertk_rbf_row(int n, const double *dot, const double *sq, double sqi, double gamma, float *out)
 {
