@@ -100,6 +100,7 @@ int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl)
     g->qd = SERTK_NEW(double, maxl);
     g->gram = sertk_big_alloc((size_t)maxl * maxl * sizeof(float));
     g->prev_i = g->prev_j = g->prev_ni = -1;
+    g->kept_class = -1;
     int ok = g->sq && g->qd && g->gram;
     if (ok && k->kernel != SERTK_KERNEL_PRECOMPUTED) {
         g->X = SERTK_NEW(double, (size_t)maxl * k->d);
@@ -118,6 +119,7 @@ void sertk_pgram_free(sertk_pgram *g)
     free(g->sq);
     free(g->qd);
     free(g->gram);
+    free(g->kept);
     memset(g, 0, sizeof(*g));
 }
 
@@ -252,6 +254,26 @@ static void sertk_block_move(float *G, size_t ld, int from, int to, int ns)
             memmove(G + (size_t)(to + r) * ld + to, G + (size_t)(from + r) * ld + from, sizeof(float) * ns);
 }
 
+/* the ns x ns block at (o, o) of G (row stride ld): upper triangle packed by rows into / out of P */
+static void sertk_block_pack(const float *G, size_t ld, int o, int ns, float *P)
+{
+    for (int a = 0; a < ns; a++) {
+        memcpy(P, G + (size_t)(o + a) * ld + o + a, sizeof(float) * (size_t)(ns - a));
+        P += ns - a;
+    }
+}
+
+static int sertk_block_unpack(sertk_kctx *sub, const float *P, int n_threads)
+{
+    const int ns = sub->n;
+    const size_t ld = (size_t)sub->ld;
+    for (int a = 0; a < ns; a++) {
+        memcpy(sub->gram + (size_t)a * ld + a, P, sizeof(float) * (size_t)(ns - a));
+        P += ns - a;
+    }
+    return sertk_parallel_for(n_threads, (ns + SERTK_TILE - 1) / SERTK_TILE, sertk_gram_mirror_task, sub);
+}
+
 int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj, int ni, int nj, const int *idx,
                             int n_threads, sertk_kctx *local)
 {
@@ -260,31 +282,38 @@ int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj,
     sertk_pgram_gather(g, k, l, idx, local);
     local->ld = S;
     /* where the shared class's block was (the previous pair's layout) and whether it is this pair's first class */
-    int from = -1, first = 0;
+    int from = -1, shared = -1;
     if (ci == g->prev_i || ci == g->prev_j) {
         from = ci == g->prev_i ? 0 : g->prev_ni;
-        first = 1;
+        shared = 0;
     } else if (cj == g->prev_i || cj == g->prev_j) {
         from = cj == g->prev_i ? 0 : g->prev_ni;
+        shared = 1;
     }
     g->prev_i = -1; /* until this pair's matrix is complete */
-    int rc;
-    if (from < 0) {
-        rc = sertk_gram_compute(local, n_threads); /* nothing shared: the whole pair */
-    } else {
-        const int to = first ? 0 : ni, ns = first ? ni : nj;
-        sertk_block_move(g->gram, (size_t)S, from, to, ns);
-        /* the other class's own block, on the Gram path's code over its samples */
-        const int ot = first ? ni : 0, no = first ? nj : ni;
+    if (shared >= 0) sertk_block_move(g->gram, (size_t)S, from, shared == 0 ? 0 : ni, shared == 0 ? ni : nj);
+    /* each class's own block not moved: unpacked when kept, else computed on the Gram path's code */
+    int rc = SERTK_OK;
+    for (int side = 0; side < 2 && rc == SERTK_OK; side++) {
+        if (side == shared) continue;
+        const int cls = side == 0 ? ci : cj, ot = side == 0 ? 0 : ni, no = side == 0 ? ni : nj;
         sertk_kctx sub = *local;
         sub.n = no;
         sub.X = local->X + (size_t)ot * k->d;
         sub.sq = local->sq + ot;
         sub.qd = local->qd + ot;
         sub.gram = g->gram + (size_t)ot * S + ot;
-        rc = sertk_gram_compute(&sub, n_threads);
-        if (rc == SERTK_OK) rc = sertk_cross_compute(local, ni, nj, g->gram, S, n_threads);
+        if (cls == g->kept_class && g->kept_valid) {
+            rc = sertk_block_unpack(&sub, g->kept, n_threads);
+        } else {
+            rc = sertk_gram_compute(&sub, n_threads);
+            if (rc == SERTK_OK && cls == g->kept_class) {
+                sertk_block_pack(g->gram, (size_t)S, ot, no, g->kept);
+                g->kept_valid = 1;
+            }
+        }
     }
+    if (rc == SERTK_OK) rc = sertk_cross_compute(local, ni, nj, g->gram, S, n_threads);
     if (rc != SERTK_OK) return rc;
     g->prev_i = ci;
     g->prev_j = cj;

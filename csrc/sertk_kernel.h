@@ -104,7 +104,14 @@ typedef struct {
     double *qd;  /* maxl */
     float *gram; /* maxl x maxl */
     int prev_i, prev_j, prev_ni; /* chain: the classes of the pair whose matrix the buffer holds, or -1 */
+    /* chain: one class's own block kept beside the buffer (packed upper triangle), computed once for the fit */
+    int kept_class;              /* -1: none */
+    int kept_valid;              /* kept holds the block */
+    float *kept;                 /* n_c (n_c + 1) / 2 floats, set by the caller (sertk_big_alloc), freed here */
 } sertk_pgram;
+
+/* floats of a packed upper triangle of an n x n block (the kept class block of a chain) */
+static inline size_t sertk_packed_floats(int n) { return (size_t)n * ((size_t)n + 1) / 2; }
 
 SERTK_HIDDEN int sertk_pgram_init(sertk_pgram *g, const sertk_kctx *k, int maxl);
 SERTK_HIDDEN void sertk_pgram_free(sertk_pgram *g);
@@ -123,9 +130,11 @@ SERTK_HIDDEN int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, in
 /*
  * Pair mode with one pair at a time and no room for every class's own matrix: pairs follow each other in one
  * buffer of row stride maxl, in an order where each pair shares a class with the one before it (see
- * sertk_chain_order in sertk_multiclass.c).  The shared class's block of the previous pair is moved to its place
- * in this pair's layout; only the other class's block and the cross block are computed.  Same values as the
- * whole Gram matrix (the same float64 products, each rounded once).  RBF and linear kernels only.
+ * sertk_chain_plan in sertk_multiclass.c).  The shared class's block of the previous pair is moved to its place
+ * in this pair's layout; only the other class's block and the cross block are computed.  When g->kept_class is
+ * set, that class's block is packed beside the buffer the first time it is computed and unpacked (then mirrored)
+ * each later time a pair needs it without sharing it.  Same values as the whole Gram matrix (the same float64
+ * products, each rounded once).  RBF and linear kernels only.
  */
 SERTK_HIDDEN int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj, int ni, int nj,
                                          const int *idx, int n_threads, sertk_kctx *local);

@@ -202,47 +202,124 @@ typedef struct {
 } sertk_fit_ctx;
 
 /*
- * Chained pair mode: an order of the pairs in which each shares a class with the one before it where possible,
- * greedily the largest shared class (its block is then moved, not recomputed), from the largest pair.  Pairs are
- * independent sub-problems, so the order changes no result.
+ * The order of the pairs in a chain and its cost in class-block kernel values (cross blocks are computed once in
+ * any order).  A pair's class block costs n_c^2 / 2 values unless the pair before shares that class (its block is
+ * moved) or it is the kept class already computed (unpacked).  Up to SERTK_CHAIN_EXACT pairs (4 classes) every
+ * order is tried (120), from the largest pair first, the first best order found; beyond, greedily the next pair
+ * that costs least.  Pairs are independent sub-problems, so the order changes no result.  order may be NULL (cost
+ * only).  Returns -1 when out of memory.
  */
-static void sertk_chain_order(int P, const int *pi, const int *pj, const int *count, int *order)
+#define SERTK_CHAIN_EXACT 6
+
+typedef struct {
+    int P;
+    const int *pi, *pj;
+    const double *half; /* n_c^2 / 2 per class */
+    int kept;
+    int cur[SERTK_CHAIN_EXACT], best[SERTK_CHAIN_EXACT];
+    char used[SERTK_CHAIN_EXACT];
+    double best_cost;
+} sertk_chain_search;
+
+/* the block cost of pair p after pair prev (-1: none), with the kept class already stored or not */
+static double sertk_chain_step(const sertk_chain_search *cs, int prev, int p, int stored)
 {
-    char *used = SERTK_NEW(char, P);
-    int cur = 0;
-    for (int p = 1; p < P; p++)
-        if (count[pi[p]] + count[pj[p]] > count[pi[cur]] + count[pj[cur]]) cur = p;
-    if (!used) { /* no scratch memory: the natural order (still correct, shares less) */
-        for (int p = 0; p < P; p++) order[p] = p;
+    double cost = 0;
+    const int cls[2] = {cs->pi[p], cs->pj[p]};
+    for (int side = 0; side < 2; side++) {
+        const int c = cls[side];
+        const int moved = prev >= 0 && (c == cs->pi[prev] || c == cs->pj[prev]);
+        if (!moved && !(c == cs->kept && stored)) cost += cs->half[c];
+    }
+    return cost;
+}
+
+static int sertk_chain_has(const sertk_chain_search *cs, int p, int c) { return cs->pi[p] == c || cs->pj[p] == c; }
+
+static void sertk_chain_dfs(sertk_chain_search *cs, int t, double cost, int stored)
+{
+    if (cost >= cs->best_cost) return;
+    if (t == cs->P) {
+        cs->best_cost = cost;
+        memcpy(cs->best, cs->cur, sizeof(int) * (size_t)cs->P);
         return;
     }
-    for (int p = 0; p < P; p++) used[p] = 0;
-    order[0] = cur;
-    used[cur] = 1;
-    for (int t = 1; t < P; t++) {
-        int best = -1;
-        double best_gain = -1;
-        int best_l = -1;
-        for (int p = 0; p < P; p++) {
-            if (used[p]) continue;
-            int shared = -1;
-            if (pi[p] == pi[cur] || pi[p] == pj[cur])
-                shared = pi[p];
-            else if (pj[p] == pi[cur] || pj[p] == pj[cur])
-                shared = pj[p];
-            const double gain = shared >= 0 ? (double)count[shared] * count[shared] : 0;
-            const int l = count[pi[p]] + count[pj[p]];
-            if (gain > best_gain || (gain == best_gain && l > best_l)) {
-                best = p;
-                best_gain = gain;
-                best_l = l;
-            }
-        }
-        order[t] = best;
-        used[best] = 1;
-        cur = best;
+    for (int p = 0; p < cs->P; p++) {
+        if (cs->used[p]) continue;
+        cs->used[p] = 1;
+        cs->cur[t] = p;
+        const int prev = t > 0 ? cs->cur[t - 1] : -1;
+        sertk_chain_dfs(cs, t + 1, cost + sertk_chain_step(cs, prev, p, stored),
+                        stored || (cs->kept >= 0 && sertk_chain_has(cs, p, cs->kept)));
+        cs->used[p] = 0;
     }
+}
+
+static double sertk_chain_plan(int K, const int *count, int kept, int *order)
+{
+    const int P = K * (K - 1) / 2;
+    int *pi = SERTK_NEW(int, P), *pj = SERTK_NEW(int, P), *tmp = SERTK_NEW(int, P);
+    double *half = SERTK_NEW(double, K);
+    char *used = SERTK_NEW(char, P);
+    double total = -1;
+    if (!pi || !pj || !tmp || !half || !used) goto out;
+    for (int c = 0, p = 0; c < K; c++) {
+        half[c] = 0.5 * (double)count[c] * (double)count[c];
+        for (int j = c + 1; j < K; j++, p++) {
+            pi[p] = c;
+            pj[p] = j;
+        }
+    }
+    sertk_chain_search cs;
+    cs.P = P;
+    cs.pi = pi;
+    cs.pj = pj;
+    cs.half = half;
+    cs.kept = kept;
+    /* the largest pair first (it sets the buffer's first layout) */
+    int first = 0;
+    for (int p = 1; p < P; p++)
+        if (count[pi[p]] + count[pj[p]] > count[pi[first]] + count[pj[first]]) first = p;
+    if (P <= SERTK_CHAIN_EXACT) {
+        memset(cs.used, 0, sizeof(cs.used));
+        cs.best_cost = SERTK_INF;
+        cs.used[first] = 1;
+        cs.cur[0] = first;
+        sertk_chain_dfs(&cs, 1, sertk_chain_step(&cs, -1, first, 0), kept >= 0 && sertk_chain_has(&cs, first, kept));
+        memcpy(tmp, cs.best, sizeof(int) * (size_t)P);
+        total = cs.best_cost;
+    } else {
+        for (int p = 0; p < P; p++) used[p] = 0;
+        int cur = first, stored = kept >= 0 && sertk_chain_has(&cs, first, kept);
+        tmp[0] = first;
+        used[first] = 1;
+        total = sertk_chain_step(&cs, -1, first, 0);
+        for (int t = 1; t < P; t++) {
+            int best = -1;
+            double best_cost = SERTK_INF;
+            for (int p = 0; p < P; p++) {
+                if (used[p]) continue;
+                const double c = sertk_chain_step(&cs, cur, p, stored);
+                if (c < best_cost) {
+                    best = p;
+                    best_cost = c;
+                }
+            }
+            tmp[t] = best;
+            used[best] = 1;
+            total += best_cost;
+            stored = stored || (kept >= 0 && sertk_chain_has(&cs, best, kept));
+            cur = best;
+        }
+    }
+    if (order) memcpy(order, tmp, sizeof(int) * (size_t)P);
+out:
+    free(pi);
+    free(pj);
+    free(tmp);
+    free(half);
     free(used);
+    return total;
 }
 
 static int sertk_pair_task(void *vctx, int task, int worker)
@@ -377,6 +454,22 @@ int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_p
         if (fit < plan->n_work) plan->n_work = (int)fit;
         plan->inner_threads = par->n_threads / plan->n_work;
         plan->chained = !plan->reuse_diag && plan->n_work == 1 && P > 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED;
+    }
+    plan->kept_class = -1;
+    if (plan->chained) {
+        /* beside the buffer, the packed block of the class whose keeping saves most kernel values, if any fits */
+        const double spare = par->cache_bytes - plan->pair_bytes;
+        double best = sertk_chain_plan(n_classes, count, -1, NULL);
+        for (int c = 0; c < n_classes && best >= 0; c++) {
+            const double bytes = (double)sertk_packed_floats(count[c]) * sizeof(float);
+            if (bytes > spare) continue;
+            const double cost = sertk_chain_plan(n_classes, count, c, NULL);
+            if (cost >= 0 && cost < best) {
+                best = cost;
+                plan->kept_class = c;
+                plan->kept_bytes = bytes;
+            }
+        }
     }
     /* threads beyond one per worker split each solver's loops (Gram and pair modes) */
     plan->team_parts = plan->kernel_mode == SERTK_KMODE_CACHE ? 1 : par->n_threads / plan->n_work;
@@ -617,7 +710,18 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
             rc = SERTK_ENOMEM;
             goto done;
         }
-        sertk_chain_order(P, pair_i, pair_j, count, chain);
+        if (sertk_chain_plan(K, count, plan.kept_class, chain) < 0) {
+            rc = SERTK_ENOMEM;
+            goto done;
+        }
+        if (plan.kept_class >= 0) {
+            work[0].pgram.kept = sertk_big_alloc((size_t)plan.kept_bytes);
+            if (!work[0].pgram.kept) {
+                rc = SERTK_ENOMEM;
+                goto done;
+            }
+            work[0].pgram.kept_class = plan.kept_class;
+        }
         fc.order = chain;
     }
     rc = sertk_parallel_for(n_work, P, sertk_pair_task, &fc);

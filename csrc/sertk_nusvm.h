@@ -151,6 +151,8 @@ typedef struct {
     int team_parts;         /* threads that split each sub-problem's solver loops (1: none) */
     int reuse_diag;         /* pair mode: every class's own Gram matrix computed once, kept for the whole fit */
     int chained;            /* pair mode: one pair at a time, each reusing the class block it shares with the last */
+    int kept_class;         /* chained: the class whose own block is kept (packed) beside the buffer, or -1 */
+    double kept_bytes;      /* its packed upper triangle, within cache_bytes beside the pair buffer */
     int max_pair;           /* samples in the largest one-vs-one sub-problem (l_max) */
     double gram_bytes;      /* the whole float32 Gram matrix */
     double pair_bytes;      /* the largest pair's float32 Gram matrix */

@@ -90,6 +90,8 @@ cdef extern from "sertk_nusvm.h" nogil:
         int team_parts
         int reuse_diag
         int chained
+        int kept_class
+        double kept_bytes
         int max_pair
         double gram_bytes
         double pair_bytes
@@ -180,7 +182,8 @@ def plan_kernel(const int[::1] counts, *, str kernel="rbf", double cache_bytes=1
     (``sertk_nusvm_plan_kernel``, which ``fit`` follows), so that a caller can warn or explain before a long fit.
 
     Returns a dict: ``kernel_mode`` ("gram", "pair" or "cache"), ``n_work`` (sub-problems at once),
-    ``inner_threads``, ``team_parts``, ``reuse_diag``, ``chained``, ``max_pair`` (samples in the largest pair),
+    ``inner_threads``, ``team_parts``, ``reuse_diag``, ``chained``, ``kept_class`` (chained: the class whose own
+    block is kept beside the buffer, or -1) and ``kept_bytes``, ``max_pair`` (samples in the largest pair),
     ``gram_bytes``, ``pair_bytes``, ``min_cache_bytes`` and ``fits`` (False: ``fit`` would raise
     ``KernelBudgetError``).
     """
@@ -198,6 +201,7 @@ def plan_kernel(const int[::1] counts, *, str kernel="rbf", double cache_bytes=1
     return {
         "kernel_mode": _mode_name(plan.kernel_mode), "n_work": plan.n_work, "inner_threads": plan.inner_threads,
         "team_parts": plan.team_parts, "reuse_diag": bool(plan.reuse_diag), "chained": bool(plan.chained),
+        "kept_class": plan.kept_class, "kept_bytes": plan.kept_bytes,
         "max_pair": plan.max_pair, "gram_bytes": plan.gram_bytes, "pair_bytes": plan.pair_bytes,
         "min_cache_bytes": plan.min_cache_bytes, "fits": rc == SERTK_OK,
     }

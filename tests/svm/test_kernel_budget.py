@@ -47,6 +47,11 @@ def test_the_kernel_plan_follows_the_budget():
     assert both["team_parts"] == 2 and both["inner_threads"] == 2  # one pair at a time: both threads on it
     one = plan(pair + blocks - 1)  # one pair only: pairs chained through one buffer
     assert (one["kernel_mode"], one["reuse_diag"], one["chained"], one["n_work"]) == ("pair", False, True, 1)
+    # beside the chain's buffer, the block that saves most among those that fit, packed: every one fits here, and
+    # the largest class (70 samples) is in 4 of the 10 pairs
+    assert one["kept_class"] == 1 and one["kept_bytes"] == 4 * 70 * 71 / 2
+    assert plan(pair + 4 * 20 * 21 / 2)["kept_class"] in (-1, 3)  # only the smallest class (20) fits, if it helps
+    assert plan(pair)["kept_class"] == -1
     assert not plan(pair + blocks - 1, kernel="precomputed")["chained"]  # a given kernel has nothing to move
     two = plan(2 * pair + blocks)  # the blocks first, then as many pairs at a time as fit: a thread each
     assert (two["kernel_mode"], two["n_work"], two["team_parts"], two["reuse_diag"]) == ("pair", 2, 1, True)
@@ -113,17 +118,21 @@ def test_every_budget_that_runs_gives_libsvms_model(datasets, rows, mode, n_jobs
 @pytest.mark.golden
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_chained_pairs_give_libsvms_model(k, n_jobs):
+@pytest.mark.parametrize("spare", [1.0001, 1.2])
+def test_chained_pairs_give_libsvms_model(k, n_jobs, spare):
     # one pair's matrix fits, the classes' own matrices beside it do not: pairs follow each other in one buffer,
-    # each reusing the block of the class it shares with the pair before (5 classes: some pairs share none)
+    # each reusing the block of the class it shares with the pair before (5 classes: some pairs share none); with
+    # room to spare (1.2 pairs), one class's block is also kept beside the buffer and unpacked where needed
     from conftest import make_embeddings
 
     X, y = make_embeddings(n=700, d=64, k=k, seed=11)
     counts = np.bincount(y)
     l_max = int(np.sort(counts)[-1] + np.sort(counts)[-2])
     pair_mb, blocks_mb = 4 * l_max**2 / 2**20, 4 * float(np.sum(counts.astype(float) ** 2)) / 2**20
-    cache_mb = 1.2 * pair_mb
+    cache_mb = spare * pair_mb
     assert cache_mb < pair_mb + blocks_mb and cache_mb < 2 * pair_mb
+    plan = _nusvm.plan_kernel(counts.astype(np.int32), cache_bytes=cache_mb * 2**20, n_threads=n_jobs)
+    assert plan["chained"] and (plan["kept_class"] >= 0) == (spare > 1.1)
     ours = NuSVC(nu=0.2, cache_size=cache_mb, n_jobs=n_jobs).fit(X, y)
     assert ours.kernel_mode_ == "pair"
     assert_same_model(ours, SkNuSVC(nu=0.2).fit(X, y), X[:200])
