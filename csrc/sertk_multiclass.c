@@ -205,8 +205,8 @@ typedef struct {
  * The order of the pairs in a chain and its cost in class-block kernel values (cross blocks are computed once in
  * any order).  A pair's class block costs n_c^2 / 2 values unless the pair before shares that class (its block is
  * moved) or it is the kept class already computed (unpacked).  Up to SERTK_CHAIN_EXACT pairs (4 classes) every
- * order is tried (120), from the largest pair first, the first best order found; beyond, greedily the next pair
- * that costs least.  Pairs are independent sub-problems, so the order changes no result.  order may be NULL (cost
+ * order is tried (720; the first best order found); beyond, from the largest pair, greedily the next pair that
+ * costs least.  Pairs are independent sub-problems, so the order changes no result.  order may be NULL (cost
  * only).  Returns -1 when out of memory.
  */
 #define SERTK_CHAIN_EXACT 6
@@ -276,19 +276,17 @@ static double sertk_chain_plan(int K, const int *count, int kept, int *order)
     cs.pj = pj;
     cs.half = half;
     cs.kept = kept;
-    /* the largest pair first (it sets the buffer's first layout) */
-    int first = 0;
-    for (int p = 1; p < P; p++)
-        if (count[pi[p]] + count[pj[p]] > count[pi[first]] + count[pj[first]]) first = p;
     if (P <= SERTK_CHAIN_EXACT) {
         memset(cs.used, 0, sizeof(cs.used));
         cs.best_cost = SERTK_INF;
-        cs.used[first] = 1;
-        cs.cur[0] = first;
-        sertk_chain_dfs(&cs, 1, sertk_chain_step(&cs, -1, first, 0), kept >= 0 && sertk_chain_has(&cs, first, kept));
+        sertk_chain_dfs(&cs, 0, 0.0, 0);
         memcpy(tmp, cs.best, sizeof(int) * (size_t)P);
         total = cs.best_cost;
     } else {
+        /* from the largest pair, then the cheapest next */
+        int first = 0;
+        for (int p = 1; p < P; p++)
+            if (count[pi[p]] + count[pj[p]] > count[pi[first]] + count[pj[first]]) first = p;
         for (int p = 0; p < P; p++) used[p] = 0;
         int cur = first, stored = kept >= 0 && sertk_chain_has(&cs, first, kept);
         tmp[0] = first;
