@@ -165,7 +165,17 @@ typedef struct {
     double QDp, QDn, Gmaxp, Gmaxn;
 } sertk_pick_in;
 
-static void sertk_pick_range(const sertk_solver *s, const sertk_pick_in *in, int j0, int j1, sertk_pick *out)
+static void sertk_pick_start(sertk_pick *out)
+{
+    out->Gmaxp2 = out->Gmaxn2 = -SERTK_INF;
+    out->jmin = -1;
+    out->obj_min = SERTK_INF;
+    out->bnum = 0;
+    out->bden = 1;
+}
+
+/* positions j0..j1, continuing from *out (a fresh sertk_pick_start, or the vector loop's combined lanes) */
+static void sertk_pick_more(const sertk_solver *s, const sertk_pick_in *in, int j0, int j1, sertk_pick *out)
 {
     const schar *y = s->y;
     const char *st = s->st;
@@ -173,9 +183,9 @@ static void sertk_pick_range(const sertk_solver *s, const sertk_pick_in *in, int
     const int *col = s->col;
     const float *Rp = in->Rp, *Rn = in->Rn;
     const double QDp = in->QDp, QDn = in->QDn, Gmaxp = in->Gmaxp, Gmaxn = in->Gmaxn;
-    double Gmaxp2 = -SERTK_INF, Gmaxn2 = -SERTK_INF;
-    int jmin = -1;
-    double obj_min = SERTK_INF, bnum = 0, bden = 1;
+    double Gmaxp2 = out->Gmaxp2, Gmaxn2 = out->Gmaxn2;
+    int jmin = out->jmin;
+    double obj_min = out->obj_min, bnum = out->bnum, bden = out->bden;
     for (int j = j0; j < j1; j++) {
         if (y[j] == +1) {
             if (st[j] != SERTK_LOWER) {
@@ -206,6 +216,12 @@ static void sertk_pick_range(const sertk_solver *s, const sertk_pick_in *in, int
     out->bden = bden;
 }
 
+static void sertk_pick_range(const sertk_solver *s, const sertk_pick_in *in, int j0, int j1, sertk_pick *out)
+{
+    sertk_pick_start(out);
+    sertk_pick_more(s, in, j0, j1, out);
+}
+
 /* G += Q_i d_i + Q_j d_j over positions t0..t1, and the maximal violator of each class found in the same pass */
 typedef struct {
     double Gmaxp, Gmaxn;
@@ -217,7 +233,8 @@ typedef struct {
     double dai, daj, yij;
 } sertk_update_in;
 
-static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t0, int t1, sertk_viol *out)
+/* positions t0..t1, continuing from *out (no violator yet, or the vector loop's combined lanes) */
+static void sertk_update_more(sertk_solver *s, const sertk_update_in *in, int t0, int t1, sertk_viol *out)
 {
     double *G = s->G;
     const schar *yy = s->y;
@@ -225,8 +242,8 @@ static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t
     const int *col = s->col;
     const float *Ri = in->Ri, *Rj = in->Rj;
     const double dai = in->dai, daj = in->daj, yij = in->yij;
-    double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
-    int ip = -1, ineg = -1;
+    double Gmaxp = out->Gmaxp, Gmaxn = out->Gmaxn;
+    int ip = out->ip, ineg = out->in;
     for (int t = t0; t < t1; t++) {
         const int c = col[t];
         double v = (double)Ri[c] * dai + (double)Rj[c] * daj;
@@ -248,6 +265,13 @@ static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t
     out->Gmaxn = Gmaxn;
     out->ip = ip;
     out->in = ineg;
+}
+
+static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t0, int t1, sertk_viol *out)
+{
+    out->Gmaxp = out->Gmaxn = -SERTK_INF;
+    out->ip = out->in = -1;
+    sertk_update_more(s, in, t0, t1, out);
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -329,44 +353,24 @@ SERTK_AVX2_FN static void sertk_update_range_avx2(sertk_solver *s, const sertk_u
         mn = _mm256_blendv_pd(mn, g, un);
         inv = _mm256_blendv_pd(inv, idx, un);
     }
-    double Gmaxp = -SERTK_INF, Gmaxn = -SERTK_INF;
-    int ip = -1, ineg = -1;
+    out->Gmaxp = out->Gmaxn = -SERTK_INF;
+    out->ip = out->in = -1;
     double lv[4], li[4];
     int b = sertk_lane_pick(mp, ipv, 0);
     if (b >= 0) {
         _mm256_storeu_pd(lv, mp);
         _mm256_storeu_pd(li, ipv);
-        Gmaxp = lv[b];
-        ip = (int)li[b];
+        out->Gmaxp = lv[b];
+        out->ip = (int)li[b];
     }
     b = sertk_lane_pick(mn, inv, 0);
     if (b >= 0) {
         _mm256_storeu_pd(lv, mn);
         _mm256_storeu_pd(li, inv);
-        Gmaxn = lv[b];
-        ineg = (int)li[b];
+        out->Gmaxn = lv[b];
+        out->in = (int)li[b];
     }
-    for (; t < t1; t++) { /* the scalar loop's body, from the combined state */
-        const int c = col[t];
-        double v = (double)Ri[c] * in->dai + (double)Rj[c] * in->daj;
-        const double g = G[t] + (in->yij * yy[t]) * v;
-        G[t] = g;
-        if (yy[t] == +1) {
-            if (st[t] != SERTK_UPPER && -g >= Gmaxp) {
-                Gmaxp = -g;
-                ip = t;
-            }
-        } else {
-            if (st[t] != SERTK_LOWER && g >= Gmaxn) {
-                Gmaxn = g;
-                ineg = t;
-            }
-        }
-    }
-    out->Gmaxp = Gmaxp;
-    out->Gmaxn = Gmaxn;
-    out->ip = ip;
-    out->in = ineg;
+    sertk_update_more(s, in, t, t1, out); /* the tail, from the combined state */
 }
 
 SERTK_AVX2_FN static void sertk_pick_range_avx2(const sertk_solver *s, const sertk_pick_in *in, int j0, int j1,
@@ -418,12 +422,11 @@ SERTK_AVX2_FN static void sertk_pick_range_avx2(const sertk_solver *s, const ser
         bdenv = _mm256_blendv_pd(bdenv, quad, take);
     }
     double v[4];
+    sertk_pick_start(out);
     _mm256_storeu_pd(v, gp2);
-    double Gmaxp2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
+    out->Gmaxp2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
     _mm256_storeu_pd(v, gn2);
-    double Gmaxn2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
-    int jmin = -1;
-    double obj_min = SERTK_INF, bnum = 0, bden = 1;
+    out->Gmaxn2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
     const int b = sertk_lane_pick(omin, jminv, 1);
     if (b >= 0) {
         double o[4], jj[4], nn[4], dd[4];
@@ -431,39 +434,12 @@ SERTK_AVX2_FN static void sertk_pick_range_avx2(const sertk_solver *s, const ser
         _mm256_storeu_pd(jj, jminv);
         _mm256_storeu_pd(nn, bnumv);
         _mm256_storeu_pd(dd, bdenv);
-        obj_min = o[b];
-        jmin = (int)jj[b];
-        bnum = nn[b];
-        bden = dd[b];
+        out->obj_min = o[b];
+        out->jmin = (int)jj[b];
+        out->bnum = nn[b];
+        out->bden = dd[b];
     }
-    const double sQDp = in->QDp, sQDn = in->QDn, sGmaxp = in->Gmaxp, sGmaxn = in->Gmaxn;
-    for (; j < j1; j++) { /* the scalar loop's body, from the combined state */
-        if (y[j] == +1) {
-            if (st[j] != SERTK_LOWER) {
-                double grad_diff = sGmaxp + G[j];
-                if (G[j] >= Gmaxp2) Gmaxp2 = G[j];
-                if (grad_diff > 0) {
-                    double quad = sQDp + QD[j] - 2 * Rp[col[j]];
-                    sertk_consider(grad_diff, quad > 0 ? quad : SERTK_TAU, j, &jmin, &obj_min, &bnum, &bden);
-                }
-            }
-        } else {
-            if (st[j] != SERTK_UPPER) {
-                double grad_diff = sGmaxn - G[j];
-                if (-G[j] >= Gmaxn2) Gmaxn2 = -G[j];
-                if (grad_diff > 0) {
-                    double quad = sQDn + QD[j] - 2 * Rn[col[j]];
-                    sertk_consider(grad_diff, quad > 0 ? quad : SERTK_TAU, j, &jmin, &obj_min, &bnum, &bden);
-                }
-            }
-        }
-    }
-    out->Gmaxp2 = Gmaxp2;
-    out->Gmaxn2 = Gmaxn2;
-    out->jmin = jmin;
-    out->obj_min = obj_min;
-    out->bnum = bnum;
-    out->bden = bden;
+    sertk_pick_more(s, in, j, j1, out); /* the tail, from the combined state */
 }
 #endif
 
