@@ -279,8 +279,8 @@ static void sertk_update_range(sertk_solver *s, const sertk_update_in *in, int t
 #include <immintrin.h>
 
 /*
- * The two loops of every iteration, four positions per AVX2 register, without branches (the scalar loops
- * mispredict on the mixed signs and bound states of a shrunk active set).  Each position's arithmetic is the
+ * The two loops of every iteration, four positions per AVX2 register, without branches on a position's sign or
+ * bound state.  Each position's arithmetic is the
  * scalar code's, operation for operation (no FMA: contraction is off, and the target has none); a maximum or
  * minimum is kept per lane with the scalar comparison (>= or <=, so a lane holds the last of its equal values) and
  * the lanes are combined by value, then by the larger position: the last of equal values over the whole range,
@@ -304,10 +304,12 @@ SERTK_AVX2_FN static inline __m256d sertk_mask_pd(__m128i m) { return _mm256_cas
 
 SERTK_AVX2_FN static inline __m256d sertk_neg_pd(__m256d x) { return _mm256_xor_pd(x, _mm256_set1_pd(-0.0)); }
 
-/* the lane whose value wins (largest, or smallest when lowest), ties to the larger index; -1 if no lane is set */
-SERTK_AVX2_FN static inline int sertk_lane_pick(__m256d val, __m256d idx, int lowest)
+/*
+ * The lane whose value wins (largest, or smallest when lowest), ties to the larger index; -1 if no lane is set.
+ * The lanes' values and indices are left in v and id.
+ */
+SERTK_AVX2_FN static inline int sertk_lane_pick(__m256d val, __m256d idx, int lowest, double v[4], double id[4])
 {
-    double v[4], id[4];
     _mm256_storeu_pd(v, val);
     _mm256_storeu_pd(id, idx);
     int best = -1;
@@ -356,17 +358,13 @@ SERTK_AVX2_FN static void sertk_update_range_avx2(sertk_solver *s, const sertk_u
     out->Gmaxp = out->Gmaxn = -SERTK_INF;
     out->ip = out->in = -1;
     double lv[4], li[4];
-    int b = sertk_lane_pick(mp, ipv, 0);
+    int b = sertk_lane_pick(mp, ipv, 0, lv, li);
     if (b >= 0) {
-        _mm256_storeu_pd(lv, mp);
-        _mm256_storeu_pd(li, ipv);
         out->Gmaxp = lv[b];
         out->ip = (int)li[b];
     }
-    b = sertk_lane_pick(mn, inv, 0);
+    b = sertk_lane_pick(mn, inv, 0, lv, li);
     if (b >= 0) {
-        _mm256_storeu_pd(lv, mn);
-        _mm256_storeu_pd(li, inv);
         out->Gmaxn = lv[b];
         out->in = (int)li[b];
     }
@@ -427,11 +425,10 @@ SERTK_AVX2_FN static void sertk_pick_range_avx2(const sertk_solver *s, const ser
     out->Gmaxp2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
     _mm256_storeu_pd(v, gn2);
     out->Gmaxn2 = sertk_max(sertk_max(v[0], v[1]), sertk_max(v[2], v[3]));
-    const int b = sertk_lane_pick(omin, jminv, 1);
+    double o[4], jj[4];
+    const int b = sertk_lane_pick(omin, jminv, 1, o, jj);
     if (b >= 0) {
-        double o[4], jj[4], nn[4], dd[4];
-        _mm256_storeu_pd(o, omin);
-        _mm256_storeu_pd(jj, jminv);
+        double nn[4], dd[4];
         _mm256_storeu_pd(nn, bnumv);
         _mm256_storeu_pd(dd, bdenv);
         out->obj_min = o[b];

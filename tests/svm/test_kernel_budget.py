@@ -187,9 +187,11 @@ def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets)
 def test_vector_and_scalar_paths_give_the_same_bits(tmp_path, kernel, cache_mb, mode):
     # the AVX2 code (row-cache dot products, csrc/sertk_rowdot.c; the solver's two loops per iteration,
     # csrc/sertk_smo.c) against the scalar code, which CPUs without AVX2 take: each value is the same sequence of
-    # operations, each maximum and minimum the same element, so the whole model must be equal bit for bit.  A
-    # precomputed kernel isolates the solver (the RBF Gram path's vector exp may round a rare value differently
-    # from glibc's, tests/svm/test_vexp.py)
+    # IEEE operations (no FMA on either side), each maximum and minimum the same element, so the whole model must
+    # be equal bit for bit on any CPU; exact by construction.  Everything else is shared by both processes: the
+    # row cache's exp is glibc's on both paths, and a precomputed kernel (made by the same NumPy) isolates the
+    # solver on the Gram and pair paths (whose RBF values take the vector exp, which may round a rare value
+    # differently from glibc's, tests/svm/test_vexp.py)
     import os
     import subprocess
     import sys
