@@ -137,6 +137,14 @@ double sertk_dot(const sertk_blas *blas, int d, const double *x, const double *y
     return blas->ddot(&d, (double *)x, &inc, (double *)y, &inc);
 }
 
+void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out)
+{
+    out->subproblems_total = __atomic_load_n(&p->subproblems_total, __ATOMIC_RELAXED);
+    out->subproblems_done = __atomic_load_n(&p->subproblems_done, __ATOMIC_RELAXED);
+    out->kernel_values = __atomic_load_n(&p->kernel_values, __ATOMIC_RELAXED);
+    out->iterations = __atomic_load_n(&p->iterations, __ATOMIC_RELAXED);
+}
+
 const char *sertk_nusvm_strerror(int status)
 {
     switch (status) {

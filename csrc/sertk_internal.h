@@ -1,6 +1,7 @@
 /*
  * sertk_internal.h -- what the C core's files share and nothing outside csrc/ may use: allocation, libsvm's
- * min/max, the cancellation flag, a pthread parallel-for, a persistent thread team and the BLAS calls.
+ * min/max, the cancellation flag, progress counters, a pthread parallel-for, a persistent thread team and the
+ * BLAS calls.
  *
  * Exactness.  Every file of the core includes this header first: floating-point contraction (FMA) is off,
  * since fusing a*b+c changes rounding and the solver must follow libsvm's iteration path bit for bit (see
@@ -45,6 +46,21 @@ SERTK_HIDDEN void *sertk_big_alloc(size_t bytes);
 
 /* the caller's cancellation flag (params.cancel): one volatile read, never written by the core */
 static inline int sertk_cancelled(const volatile int *flag) { return flag != NULL && *flag != 0; }
+
+/* what the fit has done, into params.progress (may be NULL): relaxed atomic adds, since workers report at once */
+static inline void sertk_report_values(sertk_nusvm_progress *p, long long v)
+{
+    if (p != NULL && v != 0) __atomic_fetch_add(&p->kernel_values, v, __ATOMIC_RELAXED);
+}
+static inline void sertk_report_iterations(sertk_nusvm_progress *p, long long v)
+{
+    if (p != NULL && v != 0) __atomic_fetch_add(&p->iterations, v, __ATOMIC_RELAXED);
+}
+static inline void sertk_report_subproblem(sertk_nusvm_progress *p)
+{
+    if (p != NULL) __atomic_fetch_add(&p->subproblems_done, 1, __ATOMIC_RELAXED);
+}
+
 
 static inline double sertk_min(double a, double b) { return a < b ? a : b; }  /* libsvm's min: (x<y)?x:y */
 static inline double sertk_max(double a, double b) { return a > b ? a : b; }  /* libsvm's max: (x>y)?x:y */

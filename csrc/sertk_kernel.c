@@ -27,6 +27,7 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
             float *dst = k->gram + (size_t)i * k->ld;
             for (int j = 0; j < n; j++) dst[j] = (float)src[j];
         }
+        sertk_report_values(k->progress, (long long)mr * n);
         return SERTK_OK;
     }
     /* upper triangle of rows r0..r0+mr-1: columns r0..n-1 */
@@ -44,6 +45,8 @@ static int sertk_gram_rows_task(void *ctx, int task, int worker)
         else
             for (int j = i + 1; j < n; j++) gi[j] = (float)sertk_kval(k, bi[j - r0], sqi, k->sq[j]);
     }
+    /* the upper triangle's values of these rows, diagonal included: sum over i of n - i */
+    sertk_report_values(k->progress, (long long)mr * (n - r0) - (long long)mr * (mr - 1) / 2);
     return SERTK_OK;
 }
 
@@ -152,6 +155,7 @@ int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx
             float *dst = g->gram + (size_t)a * l;
             for (int b = 0; b < l; b++) dst[b] = (float)src[idx[b]];
         }
+        sertk_report_values(k->progress, (long long)l * l);
         return sertk_cancelled(k->cancel) ? SERTK_ECANCELLED : SERTK_OK;
     }
     return sertk_gram_compute(local, n_threads);
@@ -186,6 +190,7 @@ static int sertk_cross_rows_task(void *ctx, int task, int worker)
         else
             for (int b = 0; b < nj; b++) ga[b] = (float)sertk_kval(k, ba[b], sqa, k->sq[ni + b]);
     }
+    sertk_report_values(k->progress, (long long)mr * nj);
     return SERTK_OK;
 }
 
@@ -450,6 +455,7 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
             const double *src = k->K + (size_t)c->gidx[a] * k->n;
             for (int b = 0; b < l; b++) row[b] = (float)src[c->gidx[b]];
         }
+        sertk_report_values(k->progress, (long long)nb * l);
         return;
     }
     const int d = k->d;
@@ -472,4 +478,5 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
         }
         row[a] = (float)k->qd[c->gidx[a]];
     }
+    sertk_report_values(k->progress, (long long)nb * nc);
 }

@@ -22,6 +22,7 @@ typedef struct {
     int ld;             /* row stride of gram: n, or the pair buffer's width when pairs follow each other in it */
     const sertk_blas *blas;
     const volatile int *cancel; /* params.cancel */
+    sertk_nusvm_progress *progress; /* params.progress: kernel values computed, SMO iterations (may be NULL) */
 } sertk_kctx;
 
 /* libsvm's kernel value from a dot product: exp(-gamma*(|x|^2+|z|^2-2<x,z>)) for RBF, <x,z> for linear */

@@ -535,6 +535,13 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
 
     int rc = SERTK_OK;
     const int P = K * (K - 1) / 2;
+    if (par->progress) { /* another thread may be reading it already */
+        sertk_nusvm_progress *pg = par->progress;
+        __atomic_store_n(&pg->subproblems_done, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->kernel_values, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->iterations, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->subproblems_total, P * (par->probability ? 1 + SERTK_NFOLD : 1), __ATOMIC_RELAXED);
+    }
     int *count = SERTK_NEW(int, K), *start = SERTK_NEW(int, K), *orig = SERTK_NEW(int, n);
     int *pair_i = SERTK_NEW(int, P), *pair_j = SERTK_NEW(int, P), *nonzero = SERTK_NEW(int, n);
     long long *perm_off = SERTK_NEW(long long, P + 1);
@@ -612,6 +619,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     kc.qd = qd;
     kc.blas = blas;
     kc.cancel = par->cancel;
+    kc.progress = par->progress;
     if (par->kernel == SERTK_KERNEL_PRECOMPUTED) {
         kc.K = prob->X;
         for (int i = 0; i < n; i++) qd[i] = prob->X[(size_t)i * n + i];

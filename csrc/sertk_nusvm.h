@@ -23,6 +23,8 @@
  * every Gram block, every one-vs-one pair, every cross-validation fold, every kernel row of the initial gradient
  * and every 64 SMO iterations.  Once another thread has set it to nonzero, the fit frees everything and returns
  * SERTK_ECANCELLED.  The flag is only read, so it never changes the iteration path of a fit that is not cancelled.
+ * Progress: where params.progress is set, the fit counts what it has done there (sub-problems, kernel values, SMO
+ * iterations) at the same points, for a progress bar on another thread.
  */
 #ifndef SERTK_NUSVM_H
 #define SERTK_NUSVM_H
@@ -31,7 +33,8 @@
 extern "C" {
 #endif
 
-#define SERTK_NUSVM_ABI_VERSION 4 /* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel */
+/* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress */
+#define SERTK_NUSVM_ABI_VERSION 5
 
 /* status codes */
 enum {
@@ -68,6 +71,20 @@ typedef struct {
     sertk_ddot_fn ddot;
 } sertk_blas;
 
+/*
+ * How far a fit is, for a progress bar: the core adds to these as it goes (relaxed atomic adds, so workers may
+ * report at once) and another thread reads them with sertk_nusvm_progress_read.  Reporting never changes the fit.
+ */
+typedef struct {
+    int subproblems_total;   /* set when the fit starts: one-vs-one pairs, times 1 + 5 folds with probability */
+    int subproblems_done;    /* sub-problems solved so far (cross-validation folds included) */
+    long long kernel_values; /* kernel values computed so far (each stored value once; mirrored copies not counted) */
+    long long iterations;    /* SMO iterations so far over every sub-problem, reported every 64 */
+} sertk_nusvm_progress;
+
+/* a consistent-enough snapshot of *p (each field read atomically) for a thread other than the fit's */
+void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out);
+
 typedef struct {
     int kernel;          /* SERTK_KERNEL_* */
     double gamma;        /* RBF: K(x, z) = exp(-gamma * |x - z|^2) */
@@ -79,6 +96,7 @@ typedef struct {
     int n_threads;       /* >= 1; sub-problems and kernel blocks run in parallel */
     int probability;     /* 1: fit Platt sigmoids on 5-fold cross-validated decision values */
     const volatile int *cancel; /* NULL, or a flag another thread may set to nonzero to stop the fit */
+    sertk_nusvm_progress *progress; /* NULL, or where the fit reports how far it is (zeroed by the fit) */
 } sertk_nusvm_params;
 
 /*

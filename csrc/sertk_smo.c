@@ -881,10 +881,15 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
     if (cap < 0) cap = l > INT_MAX / 100 ? INT_MAX : (100 * l > 10000000 ? 100 * l : 10000000);
     int iter = 0;
     int counter = (l < 1000 ? l : 1000) + 1;
+    int reported = 0; /* iterations counted in the progress so far */
     *timed_out = 0;
     for (;;) {
-        /* a read of the caller's flag; it never changes the path of a fit that goes on */
-        if ((iter & 63) == 0 && sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+        /* a read of the caller's flag and an add to the progress; neither changes the path of a fit */
+        if ((iter & 63) == 0) {
+            sertk_report_iterations(k->progress, iter - reported);
+            reported = iter;
+            if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+        }
         if (iter >= cap) {
             *timed_out = 1;
             break;
@@ -1008,6 +1013,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
         }
     }
 
+    sertk_report_iterations(k->progress, iter - reported);
     *rho = sertk_calculate_rho(s, r);
     for (int i = 0; i < l; i++) alpha_io[s->aset[i]] = s->alpha[i];
     *n_iter = iter;
@@ -1041,5 +1047,6 @@ int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *p
     if (rc != SERTK_OK) return rc;
     for (int i = 0; i < l; i++) coef[i] *= y[i] / r;
     *rho /= r;
+    sertk_report_subproblem(k->progress);
     return SERTK_OK;
 }

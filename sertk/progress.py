@@ -33,17 +33,21 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     yield from tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def bar(total: float | None, desc: str = "", unit: str = "it"):
-    """A manual tqdm bar (``update(n)``, ``close()``), or a silent stand-in when bars are off."""
+def bar(total: float | None, desc: str = "", unit: str = "it", delay: float = 0.0):
+    """A manual tqdm bar (``update(n)``, ``set_postfix_str(s)``, ``close()``), or a silent stand-in when bars are
+    off; ``delay`` seconds pass before it is first drawn (so short work draws nothing)."""
     if not enabled():
         return _NullBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True, delay=delay)
 
 
 class _NullBar:
     def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         pass
 
     def close(self) -> None:

@@ -97,6 +97,8 @@ class RowCacheWarning(UserWarning):
 
 # below this size of the largest pair's matrix the row cache costs seconds at most, so nothing is said
 _ROW_CACHE_WARN_BYTES = 256 * 2**20
+# a fit's progress bar is drawn only once the fit has run this long (most fits are over before it)
+_PROGRESS_DELAY_S = 2.0
 
 
 def _round_up(value: float, digits: int = 3) -> float:
@@ -326,11 +328,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                                   cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads)
         self._warn_if_row_cache(plan)
         try:
-            with _blas_threads(n_threads):
+            subproblems = k * (k - 1) // 2 * (6 if self.probability else 1)  # pairs, and 5 folds each for Platt
+            with _blas_threads(n_threads), _FitProgress(subproblems) as report:
                 result = _nusvm.fit(
                     X_fit, y_fit, w_fit, k, kernel=self.kernel, gamma=gamma, nu=float(self.nu), tol=float(self.tol),
                     shrinking=bool(self.shrinking), max_iter=int(self.max_iter),
                     cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads, prob_perm=prob_perm,
+                    progress=report,
                 )
         except KeyboardInterrupt:
             # the core has been cancelled and has freed its memory; leave the estimator as it was (unfitted, or
@@ -565,3 +569,36 @@ class _blas_threads:
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
+
+
+class _FitProgress:
+    """The core's progress as a bar (sub-problems solved, kernel values, SMO iterations), where sertk.progress shows
+    bars (the CLI, or a terminal) and only once a fit has run for ``_PROGRESS_DELAY_S``: a 100k fit takes minutes.
+
+    Entering gives the callback for ``_nusvm.fit`` (None when bars are off, so the core is not even polled).
+    """
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._bar: Any = None
+        self._done = 0
+
+    def __enter__(self):
+        from sertk import progress
+
+        if not progress.enabled():
+            return None
+        self._bar = progress.bar(self._total, desc="ν-SVM fit", unit="sub-problem", delay=_PROGRESS_DELAY_S)
+        return self._report
+
+    def _report(self, now: dict[str, int]) -> None:
+        bar = self._bar
+        bar.set_postfix_str(f"{now['kernel_values']:.3g} kernel values, {now['iterations']:,} SMO iterations",
+                            refresh=False)
+        bar.update(now["subproblems_done"] - self._done)
+        self._done = now["subproblems_done"]
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,5 +1,6 @@
 """Type stub of the compiled wrapper :mod:`sertk.svm._nusvm` (see ``_nusvm.pyx``)."""
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ def fit(
     n_threads: int = ...,
     prob_perm: npt.NDArray[np.int32] | None = ...,
     cancel: _Event | None = ...,
+    progress: Callable[[dict[str, int]], object] | None = ...,
 ) -> dict[str, Any]: ...
 def decision_function(
     X: npt.NDArray[np.float64],

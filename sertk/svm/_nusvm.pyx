@@ -9,15 +9,17 @@ contract.
 ``fit`` can be interrupted: the core runs on a worker thread while the calling thread waits in short, interruptible
 steps; on KeyboardInterrupt (or when the optional ``cancel`` event is set) it sets the core's cancellation flag,
 waits for the core to free its memory and return (within about 64 SMO iterations, one Gram block or one kernel
-row), and re-raises (or raises ``FitCancelledError``).
+row), and re-raises (or raises ``FitCancelledError``).  The same waiting thread reads the core's progress counters
+(sub-problems solved, kernel values computed, SMO iterations) and hands them to an optional ``progress`` callback.
 """
 
 import threading
+import time
 
 import numpy as np
 
 from scipy.linalg.cython_blas cimport ddot, dgemm
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 
 cdef extern from "sertk_nusvm.h" nogil:
@@ -28,6 +30,14 @@ cdef extern from "sertk_nusvm.h" nogil:
     ctypedef struct sertk_blas:
         sertk_dgemm_fn dgemm
         sertk_ddot_fn ddot
+
+    ctypedef struct sertk_nusvm_progress:
+        int subproblems_total
+        int subproblems_done
+        long long kernel_values
+        long long iterations
+
+    void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out)
 
     ctypedef struct sertk_nusvm_params:
         int kernel
@@ -40,6 +50,8 @@ cdef extern from "sertk_nusvm.h" nogil:
         int n_threads
         int probability
         const int *cancel  # const volatile int * in C; the core only reads it
+        sertk_nusvm_progress *progress
+
 
     ctypedef struct sertk_nusvm_problem:
         int n
@@ -145,6 +157,8 @@ class FitCancelledError(RuntimeError):
 
 # how long the waiting thread sleeps between checks; KeyboardInterrupt interrupts the wait itself
 _POLL_S = 0.05
+# how often fit's ``progress`` callback hears from the core while it runs
+_PROGRESS_S = 0.25
 
 
 cdef int _check(int rc) except -1:
@@ -220,6 +234,7 @@ cdef class _FitJob:
     cdef sertk_nusvm_params par
     cdef sertk_nusvm_model model
     cdef sertk_blas blas
+    cdef sertk_nusvm_progress progress
     cdef int cancel
     cdef int rc
     cdef bint has_model
@@ -228,6 +243,7 @@ cdef class _FitJob:
 
     def __cinit__(self):
         self.cancel = 0
+        memset(&self.progress, 0, sizeof(self.progress))
         self.rc = -1
         self.has_model = False
         self.done = threading.Event()
@@ -246,6 +262,14 @@ cdef class _FitJob:
             self.has_model = False
 
 
+    def report(self):
+        """How far the core is: a snapshot of its progress counters."""
+        cdef sertk_nusvm_progress now
+        sertk_nusvm_progress_read(&self.progress, &now)
+        return {"subproblems_done": now.subproblems_done, "subproblems_total": now.subproblems_total,
+                "kernel_values": now.kernel_values, "iterations": now.iterations}
+
+
 cdef _wait_uninterrupted(_FitJob job, worker):
     """Wait for the worker to return, ignoring further KeyboardInterrupts, so that the cancelled core has freed its
     memory and stopped its threads before fit returns (the job itself keeps the input arrays alive regardless)."""
@@ -258,8 +282,9 @@ cdef _wait_uninterrupted(_FitJob job, worker):
             continue
 
 
-cdef _run_job(_FitJob job, object cancel):
-    """Run the core on a worker thread; the calling thread waits interruptibly and cancels the core on demand."""
+cdef _run_job(_FitJob job, object cancel, object progress):
+    """Run the core on a worker thread; the calling thread waits interruptibly, cancels the core on demand and
+    hands its progress to ``progress`` (an exception raised there cancels the fit and propagates)."""
     worker = threading.Thread(target=job.run, name="sertk-nusvm-fit", daemon=True)
     started = False
     if cancel is not None and cancel.is_set():
@@ -267,9 +292,15 @@ cdef _run_job(_FitJob job, object cancel):
     try:
         worker.start()
         started = True
+        last = time.monotonic()
         while not job.done.wait(_POLL_S):
             if cancel is not None and cancel.is_set():
                 job.cancel = 1
+            if progress is not None and time.monotonic() - last >= _PROGRESS_S:
+                last = time.monotonic()
+                progress(job.report())
+        if progress is not None and job.rc == SERTK_OK:
+            progress(job.report())  # the final counts, once
     except BaseException:  # KeyboardInterrupt (or any asynchronous exception): stop the core, then re-raise
         job.cancel = 1
         if started:  # (if start() itself was interrupted, a worker that did start stops at its first poll)
@@ -283,7 +314,8 @@ cdef _run_job(_FitJob job, object cancel):
 
 def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int n_classes, *, str kernel="rbf",
         double gamma=1.0, double nu=0.5, double tol=1e-3, bint shrinking=True, int max_iter=-1,
-        double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None, cancel=None):
+        double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None, cancel=None,
+        progress=None):
     """Train a one-vs-one ν-SVC.
 
     Parameters
@@ -300,6 +332,12 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     cancel : threading.Event, optional
         Checked every 50 ms while the core runs; once set, the core stops (it polls a flag every 64 SMO
         iterations, every Gram block and every pair) and ``FitCancelledError`` is raised.
+    progress : callable, optional
+        Called on the calling thread about every 0.25 s while the core runs, and once more with the final counts
+        after a fit that succeeded, with a dict: ``subproblems_done`` / ``subproblems_total`` (one-vs-one pairs,
+        and with ``prob_perm`` their cross-validation folds too), ``kernel_values`` (computed so far, each stored
+        value counted once) and ``iterations`` (SMO iterations so far, counted every 64).  An exception it raises
+        cancels the core and propagates.
 
     Returns
     -------
@@ -344,6 +382,7 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     par.n_threads = n_threads
     par.probability = 0
     par.cancel = &job.cancel
+    par.progress = &job.progress
     if prob_perm is not None:
         counts = np.bincount(np.asarray(y), minlength=n_classes)
         need = sum(int(counts[i] + counts[j]) for i in range(n_classes) for j in range(i + 1, n_classes))
@@ -351,7 +390,7 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
             raise ValueError(f"prob_perm has {prob_perm.shape[0]} entries, expected {need}")
         prob.prob_perm = &prob_perm[0]
         par.probability = 1
-    _run_job(job, cancel)
+    _run_job(job, cancel, progress)
     try:
         return _model_to_dict(&job.model)
     finally:
