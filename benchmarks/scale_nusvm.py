@@ -1,6 +1,6 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
-    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M]
+    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--log S]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
 ``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
@@ -17,6 +17,11 @@ used. With ``--twin``, scikit-learn's
 ``predict`` is timed too, on a scikit-learn ``NuSVC`` given our fitted model's arrays (support vectors,
 coefficients, intercepts: the same model, as the fit rows show), so that predict is compared at training sizes
 where scikit-learn's own fit would take hours; the two predictions must be equal.
+
+``--log S`` prints our fit's progress (sub-problems, kernel values, SMO iterations, resident memory) to stderr every
+S seconds, so that a run stopped by a time limit still says how far it got. Peak memory is VmHWM after resetting it
+where the kernel allows (``/proc/self/clear_refs``), else the largest VmRSS sampled every 50 ms (gVisor, as on the
+device machines, has no clear_refs); the JSON line says which (``peak_how``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import hashlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +44,67 @@ from bench_nusvm import make_embeddings, reset_peak, status_bytes  # noqa: E402
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     scale = np.maximum(np.abs(b), 1e-300)
     return float(np.max(np.abs(a - b) / scale)) if a.size else 0.0
+
+
+class PeakMemory:
+    """Resident memory a block adds at its peak: VmHWM reset first where /proc/self/clear_refs exists, else VmRSS
+    sampled by a thread every 50 ms (a sampled peak can miss a spike shorter than that)."""
+
+    def __enter__(self) -> PeakMemory:
+        try:
+            self.base, self.how = reset_peak(), "VmHWM"
+        except OSError:
+            self.base, self.how = status_bytes("VmRSS:"), "VmRSS sampled"
+        self._high, self._stop = self.base, threading.Event()
+        self._thread = None
+        if self.how != "VmHWM":
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self._high = max(self._high, status_bytes("VmRSS:"))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        high = status_bytes("VmHWM:") if self.how == "VmHWM" else max(self._high, status_bytes("VmRSS:"))
+        self.peak_mb = round((high - self.base) / 2**20, 1)
+
+
+class _LogBar:
+    """Stands in for sertk.progress.bar: one plain line per ``every`` seconds (a log file, not a terminal)."""
+
+    def __init__(self, every: float, total: float | None = None, desc: str = "", **_: object) -> None:
+        self.every, self.total, self.desc, self.n, self.postfix = every, total, desc, 0, ""
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"[{now - self.t0:7.1f} s] {self.desc}: {self.n}/{self.total} sub-problems, {self.postfix}, "
+                  f"RSS {status_bytes('VmRSS:') / 2**30:.1f} GiB", file=sys.stderr, flush=True)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = s
+
+    def close(self) -> None:
+        self.last = -float("inf")
+        self.update(0)
+
+
+def log_progress(every: float) -> None:
+    """Our fits report to stderr every ``every`` seconds from now on (through NuSVC's own progress hook)."""
+    from sertk import progress
+    from sertk.svm import _classes
+
+    progress.configure(True)
+    progress.bar = lambda total, desc="", unit="it", delay=0.0: _LogBar(every, total, desc)  # type: ignore[assignment]
+    _classes._PROGRESS_DELAY_S = 0.0
 
 
 def sklearn_twin(ours):
@@ -71,13 +138,12 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
         from sertk.svm import NuSVC
 
         model = NuSVC(nu=0.1, cache_size=cache, n_jobs=jobs)
-    base = reset_peak()
-    with threadpool_limits(limits=1):
+    with PeakMemory() as mem, threadpool_limits(limits=1):
         start = time.perf_counter()
         model.fit(X, y)
         elapsed = time.perf_counter() - start
     out = {"impl": impl, "n": n, "jobs": jobs, "cache_mb": cache, "fit_s": round(elapsed, 3),
-           "peak_mb": round((status_bytes("VmHWM:") - base) / 2**20, 1),
+           "peak_mb": mem.peak_mb, "peak_how": mem.how,
            "mode": getattr(model, "kernel_mode_", "libsvm"), "n_iter": [int(v) for v in model.n_iter_],
            "n_sv": int(model.support_.size),
            "support_sha": hashlib.sha256(np.asarray(model.support_, np.int64).tobytes()).hexdigest()[:16],
@@ -126,5 +192,8 @@ if __name__ == "__main__":
     ap.add_argument("--ref", help="compare with a model saved by --save")
     ap.add_argument("--predict", type=int, default=0, help="also time predict on this many held-out vectors")
     ap.add_argument("--twin", action="store_true", help="with --predict: time scikit-learn's predict of our model")
+    ap.add_argument("--log", type=float, default=0, metavar="S", help="our fit's progress to stderr every S seconds")
     a = ap.parse_args()
+    if a.log > 0 and a.impl != "sklearn":
+        log_progress(a.log)
     print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin)), flush=True)
