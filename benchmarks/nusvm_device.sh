@@ -53,7 +53,9 @@ run() {
     return $rc
 }
 
-run 150 "build the nu-SVM core" "$PY" setup.py -q build_ext --inplace || { echo "!! no core, nothing to measure"; exit 1; }
+if ! run 150 "build the nu-SVM core" "$PY" setup.py -q build_ext --inplace; then
+    echo "!! no core, nothing to measure"; exit 1
+fi
 
 echo; echo "== machine"
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" -c "import sertk.machine as m; print(m.describe())"
