@@ -145,6 +145,8 @@ void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progre
     out->iterations = __atomic_load_n(&p->iterations, __ATOMIC_RELAXED);
 }
 
+int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p) { return __atomic_load_n(&r->done[p], __ATOMIC_ACQUIRE); }
+
 const char *sertk_nusvm_strerror(int status)
 {
     switch (status) {

@@ -329,6 +329,24 @@ static int sertk_pair_task(void *vctx, int task, int worker)
     const int si = c->start[ci], sj = c->start[cj], ni = c->count[ci], nj = c->count[cj];
     const int l = ni + nj;
     if (sertk_cancelled(c->k->cancel)) return SERTK_ECANCELLED;
+    sertk_nusvm_pairs *given = c->par->pairs;
+    if (given && __atomic_load_n(&given->done[p], __ATOMIC_ACQUIRE)) {
+        /* solved by an earlier fit of the same problem: taken as it is, no kernel value computed */
+        double *coef = SERTK_NEW(double, l);
+        if (!coef) return SERTK_ENOMEM;
+        memcpy(coef, given->coef[p], sizeof(double) * (size_t)l);
+        c->coef[p] = coef;
+        c->rho[p] = given->rho[p];
+        c->n_iter[p] = given->n_iter[p];
+        c->timed_out[p] = given->timed_out[p];
+        if (c->par->probability) {
+            c->probA[p] = given->prob_a[p];
+            c->probB[p] = given->prob_b[p];
+        }
+        for (int f = 0; f < (c->par->probability ? 1 + SERTK_NFOLD : 1); f++)
+            sertk_report_subproblem(c->par->progress);
+        return SERTK_OK;
+    }
     /* libsvm's sub-problem: class i's samples (+1) then class j's (-1), each in training order */
     for (int a = 0; a < ni; a++) {
         w->gidx[a] = c->orig[si + a];
@@ -367,6 +385,17 @@ static int sertk_pair_task(void *vctx, int task, int worker)
         return rc;
     }
     c->coef[p] = coef;
+    if (given) { /* the caller's copy, flag last: it may save the pair while the others go on */
+        memcpy(given->coef[p], coef, sizeof(double) * (size_t)l);
+        given->rho[p] = c->rho[p];
+        given->n_iter[p] = c->n_iter[p];
+        given->timed_out[p] = c->timed_out[p];
+        if (c->par->probability) {
+            given->prob_a[p] = c->probA[p];
+            given->prob_b[p] = c->probB[p];
+        }
+        __atomic_store_n(&given->done[p], 1, __ATOMIC_RELEASE);
+    }
     return SERTK_OK;
 }
 
@@ -535,6 +564,19 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
 
     int rc = SERTK_OK;
     const int P = K * (K - 1) / 2;
+    /* pairs solved by an earlier fit: when that is all of them, no kernel value is needed */
+    int all_given = 0;
+    if (par->pairs) {
+        const sertk_nusvm_pairs *g = par->pairs;
+        if (!g->done || !g->coef || !g->rho || !g->n_iter || !g->timed_out ||
+            (par->probability && (!g->prob_a || !g->prob_b)))
+            return SERTK_EINVAL;
+        all_given = 1;
+        for (int p = 0; p < P; p++) {
+            if (!g->coef[p]) return SERTK_EINVAL;
+            all_given = all_given && g->done[p];
+        }
+    }
     if (par->progress) { /* another thread may be reading it already */
         sertk_nusvm_progress *pg = par->progress;
         __atomic_store_n(&pg->subproblems_done, 0, __ATOMIC_RELAXED);
@@ -638,7 +680,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     if (rc != SERTK_OK) goto done; /* SERTK_EBUDGET: never more memory than the budget */
     const int kmode = plan.kernel_mode, maxl = plan.max_pair, reuse_diag = plan.reuse_diag;
     n_work = plan.n_work;
-    if (kmode == SERTK_KMODE_GRAM) {
+    if (kmode == SERTK_KMODE_GRAM && !all_given) {
         gram = sertk_big_alloc((size_t)n * n * sizeof(float));
         if (!gram) {
             rc = SERTK_ENOMEM;
@@ -658,7 +700,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
             goto done;
         }
         memset(work, 0, sizeof(sertk_work) * (size_t)n_work);
-        for (int t = 0; t < n_work; t++) {
+        for (int t = 0; t < n_work && !all_given; t++) {
             rc = sertk_work_init(&work[t], maxl, par->probability, &kc, kmode, par->cache_bytes / n_work,
                                  plan.team_parts);
             if (rc != SERTK_OK) goto done;
@@ -666,7 +708,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     }
 
     /* pair mode: every class's own Gram matrix, all threads on each, before the pairs */
-    if (reuse_diag) {
+    if (reuse_diag && !all_given) {
         diag = SERTK_NEW(float *, K);
         if (!diag) {
             rc = SERTK_ENOMEM;
@@ -720,7 +762,7 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
             rc = SERTK_ENOMEM;
             goto done;
         }
-        if (plan.kept_class >= 0) {
+        if (plan.kept_class >= 0 && !all_given) {
             work[0].pgram.kept = sertk_big_alloc((size_t)plan.kept_bytes);
             if (!work[0].pgram.kept) {
                 rc = SERTK_ENOMEM;

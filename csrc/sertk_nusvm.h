@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-/* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress */
+/* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress and .pairs */
 #define SERTK_NUSVM_ABI_VERSION 5
 
 /* status codes */
@@ -85,6 +85,27 @@ typedef struct {
 /* a consistent-enough snapshot of *p (each field read atomically) for a thread other than the fit's */
 void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out);
 
+/*
+ * Each one-vs-one sub-problem's solution, in caller-owned arrays, so that a fit can be resumed: a pair whose done
+ * flag the caller has set is taken as solved (its arrays are read, its kernel values are not computed); every
+ * other pair's arrays are written as soon as it is solved, and its flag is set last (a release store), so another
+ * thread that sees the flag with sertk_nusvm_pair_done can save the pair while the fit goes on.  Pair p is
+ * (0,1), (0,2), ..., (1,2), ...; its coef[p] has n_i + n_j entries, class i's samples then class j's, each in
+ * training order, as the solver's y_k alpha_k / r.
+ */
+typedef struct {
+    int *done;         /* [n_pairs] */
+    double **coef;     /* [n_pairs] arrays of n_i + n_j */
+    double *rho;       /* [n_pairs] the scaled rho */
+    int *n_iter;       /* [n_pairs] */
+    int *timed_out;    /* [n_pairs] 1: stopped at max_iter */
+    double *prob_a;    /* [n_pairs] Platt's A and B (probability only; may be NULL otherwise) */
+    double *prob_b;
+} sertk_nusvm_pairs;
+
+/* whether pair p of r is solved, for a thread other than the fit's (an acquire load of r->done[p]) */
+int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p);
+
 typedef struct {
     int kernel;          /* SERTK_KERNEL_* */
     double gamma;        /* RBF: K(x, z) = exp(-gamma * |x - z|^2) */
@@ -97,6 +118,7 @@ typedef struct {
     int probability;     /* 1: fit Platt sigmoids on 5-fold cross-validated decision values */
     const volatile int *cancel; /* NULL, or a flag another thread may set to nonzero to stop the fit */
     sertk_nusvm_progress *progress; /* NULL, or where the fit reports how far it is (zeroed by the fit) */
+    sertk_nusvm_pairs *pairs;       /* NULL, or pairs already solved (skipped) and where solved ones are kept */
 } sertk_nusvm_params;
 
 /*

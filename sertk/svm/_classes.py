@@ -167,6 +167,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
     n_jobs : int or None, default=None
         Threads for the one-vs-one sub-problems, the kernel blocks and prediction; None means 1, -1 all CPUs.
         When above 1, BLAS is limited to one thread inside the calls.
+    checkpoint : str, path or None, default=None
+        A file where ``fit`` keeps each one-vs-one sub-problem as soon as it is solved.  A fit that is interrupted
+        (Ctrl-C, a killed job) and started again with the same data and parameters solves only the pairs still
+        missing, and gives the same model bit for bit; a finished checkpoint makes a repeated fit instant.  A file
+        written for other data or parameters is refused with an error, never overwritten.  Threads and
+        ``cache_size`` may differ between the two fits.  An existing folder holds one file per training set and
+        parameters (``nusvm-<fingerprint>.npz``), so that the folds of a protocol or a sweep can share it.
 
     Attributes
     ----------
@@ -208,6 +215,7 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         break_ties: bool = False,
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         self.nu = nu
         self.kernel = kernel
@@ -222,6 +230,7 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         self.break_ties = break_ties
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.checkpoint = checkpoint
 
     # -- parameters ----------------------------------------------------------------------------------------------
     def check_params(self) -> None:
@@ -254,6 +263,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
             raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: all CPUs), "
                              f"got {self.n_jobs!r}")
+        if self.checkpoint is not None:
+            if not isinstance(self.checkpoint, (str, os.PathLike)) or not os.fspath(self.checkpoint):
+                raise ValueError(f"checkpoint must be a file path or None, got {self.checkpoint!r}")
+            folder = Path(self.checkpoint).parent
+            if not folder.is_dir():
+                raise ValueError(f"checkpoint {os.fspath(self.checkpoint)!r}: its folder {str(folder)!r} does not "
+                                 "exist; create it or give another path")
         cw = self.class_weight
         if cw is not None and cw != "balanced" and not isinstance(cw, Mapping):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}, got {cw!r}")
@@ -327,14 +343,17 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         plan = _nusvm.plan_kernel(counts.astype(np.int32), kernel=self.kernel,
                                   cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads)
         self._warn_if_row_cache(plan)
+        resume = _Resume.open(self.checkpoint, X_fit, y_fit, w_fit, classes, prob_perm, counts, {
+            "kernel": self.kernel, "gamma": float(gamma), "nu": float(self.nu), "tol": float(self.tol),
+            "shrinking": bool(self.shrinking), "max_iter": int(self.max_iter), "n_classes": k})
         try:
             subproblems = k * (k - 1) // 2 * (6 if self.probability else 1)  # pairs, and 5 folds each for Platt
-            with _blas_threads(n_threads), _FitProgress(subproblems) as report:
+            with _blas_threads(n_threads), _FitProgress(subproblems) as report, resume:
                 result = _nusvm.fit(
                     X_fit, y_fit, w_fit, k, kernel=self.kernel, gamma=gamma, nu=float(self.nu), tol=float(self.tol),
                     shrinking=bool(self.shrinking), max_iter=int(self.max_iter),
                     cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads, prob_perm=prob_perm,
-                    progress=report,
+                    progress=report, pairs=resume.pairs, on_solved=resume.solved,
                 )
         except KeyboardInterrupt:
             # the core has been cancelled and has freed its memory; leave the estimator as it was (unfitted, or
@@ -602,3 +621,48 @@ class _FitProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class _Resume:
+    """A fit's checkpoint (``NuSVC(checkpoint=)``, :mod:`sertk.svm._checkpoint`): the pairs an earlier fit
+    solved, given to the core, and each pair this fit solves, saved as the core reports it and once more when the
+    fit ends, however it ends. Without a checkpoint it gives the core nothing and saves nothing."""
+
+    def __init__(self, path: Path | None = None, print_: str = "", pairs: dict[str, Any] | None = None) -> None:
+        self.path, self._print, self.pairs = path, print_, pairs
+        self._solved: set[int] = set()
+
+    @classmethod
+    def open(cls, checkpoint: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray,
+             prob_perm: np.ndarray | None, counts: np.ndarray, params: dict[str, Any]) -> _Resume:
+        if checkpoint is None:
+            return cls()
+        from . import _checkpoint
+
+        path = Path(checkpoint)
+        print_ = _checkpoint.fingerprint(X, y, w, classes, params, prob_perm)
+        if path.is_dir():  # one file per training set and parameters: folds and sweeps share the folder
+            path = path / f"nusvm-{print_}.npz"
+        pairs = _checkpoint.load(path, print_, counts)
+        resume = cls(path, print_, pairs)
+        resume._solved = set(np.flatnonzero(pairs["done"]).tolist())
+        return resume
+
+    def solved(self, new: list[int]) -> None:
+        self._solved.update(new)
+        self._save()
+
+    def _save(self) -> None:
+        from . import _checkpoint
+
+        if self.path is not None and self.pairs is not None:
+            _checkpoint.save(self.path, self._print, self.pairs, sorted(self._solved))
+
+    def __enter__(self) -> _Resume:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # after the core has returned (also when interrupted): every pair it flagged is complete
+        if self.pairs is not None:
+            self._solved.update(np.flatnonzero(self.pairs["done"]).tolist())
+            self._save()

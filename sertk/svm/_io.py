@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ def _params_to_json(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for key, value in params.items():
         if key == "class_weight" and isinstance(value, dict):
             out[key] = [[_json_scalar(k), float(v)] for k, v in value.items()]
+        elif key == "checkpoint" and value is not None:
+            out[key] = os.fspath(value)
         elif key == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
             out[key] = None
             notes.append(f"random_state {type(value).__name__} not stored; saved as None")

@@ -34,6 +34,8 @@ def fit(
     prob_perm: npt.NDArray[np.int32] | None = ...,
     cancel: _Event | None = ...,
     progress: Callable[[dict[str, int]], object] | None = ...,
+    pairs: dict[str, Any] | None = ...,
+    on_solved: Callable[[list[int]], object] | None = ...,
 ) -> dict[str, Any]: ...
 def decision_function(
     X: npt.NDArray[np.float64],

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from scipy.linalg.cython_blas cimport ddot, dgemm
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 
@@ -39,6 +40,17 @@ cdef extern from "sertk_nusvm.h" nogil:
 
     void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out)
 
+    ctypedef struct sertk_nusvm_pairs:
+        int *done
+        double **coef
+        double *rho
+        int *n_iter
+        int *timed_out
+        double *prob_a
+        double *prob_b
+
+    int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p)
+
     ctypedef struct sertk_nusvm_params:
         int kernel
         double gamma
@@ -51,6 +63,7 @@ cdef extern from "sertk_nusvm.h" nogil:
         int probability
         const int *cancel  # const volatile int * in C; the core only reads it
         sertk_nusvm_progress *progress
+        sertk_nusvm_pairs *pairs
 
 
     ctypedef struct sertk_nusvm_problem:
@@ -235,6 +248,9 @@ cdef class _FitJob:
     cdef sertk_nusvm_model model
     cdef sertk_blas blas
     cdef sertk_nusvm_progress progress
+    cdef sertk_nusvm_pairs pairs
+    cdef double **coef_ptrs  # pairs.coef: into the caller's arrays
+    cdef int n_pairs
     cdef int cancel
     cdef int rc
     cdef bint has_model
@@ -244,6 +260,9 @@ cdef class _FitJob:
     def __cinit__(self):
         self.cancel = 0
         memset(&self.progress, 0, sizeof(self.progress))
+        memset(&self.pairs, 0, sizeof(self.pairs))
+        self.coef_ptrs = NULL
+        self.n_pairs = 0
         self.rc = -1
         self.has_model = False
         self.done = threading.Event()
@@ -256,7 +275,15 @@ cdef class _FitJob:
         finally:
             self.done.set()
 
+    def solved(self):
+        """The pairs whose solutions the core has written so far (all of them once it has returned)."""
+        if self.coef_ptrs == NULL:
+            return []
+        return [p for p in range(self.n_pairs) if sertk_nusvm_pair_done(&self.pairs, p)]
+
     def __dealloc__(self):
+        free(self.coef_ptrs)
+        self.coef_ptrs = NULL
         if self.has_model:
             sertk_nusvm_model_free(&self.model)
             self.has_model = False
@@ -268,6 +295,13 @@ cdef class _FitJob:
         sertk_nusvm_progress_read(&self.progress, &now)
         return {"subproblems_done": now.subproblems_done, "subproblems_total": now.subproblems_total,
                 "kernel_values": now.kernel_values, "iterations": now.iterations}
+
+
+cdef set _tell_solved(_FitJob job, set told, object on_solved):
+    new = [p for p in job.solved() if p not in told]
+    if new:
+        on_solved(new)
+    return told.union(new)
 
 
 cdef _wait_uninterrupted(_FitJob job, worker):
@@ -282,13 +316,15 @@ cdef _wait_uninterrupted(_FitJob job, worker):
             continue
 
 
-cdef _run_job(_FitJob job, object cancel, object progress):
-    """Run the core on a worker thread; the calling thread waits interruptibly, cancels the core on demand and
-    hands its progress to ``progress`` (an exception raised there cancels the fit and propagates)."""
+cdef _run_job(_FitJob job, object cancel, object progress, object on_solved):
+    """Run the core on a worker thread; the calling thread waits interruptibly, cancels the core on demand, hands
+    its progress to ``progress`` and each newly solved pair to ``on_solved`` (an exception raised in either cancels
+    the fit and propagates)."""
     worker = threading.Thread(target=job.run, name="sertk-nusvm-fit", daemon=True)
     started = False
     if cancel is not None and cancel.is_set():
         job.cancel = 1
+    told = set(job.solved())  # given by the caller
     try:
         worker.start()
         started = True
@@ -296,9 +332,13 @@ cdef _run_job(_FitJob job, object cancel, object progress):
         while not job.done.wait(_POLL_S):
             if cancel is not None and cancel.is_set():
                 job.cancel = 1
+            if on_solved is not None:
+                told = _tell_solved(job, told, on_solved)
             if progress is not None and time.monotonic() - last >= _PROGRESS_S:
                 last = time.monotonic()
                 progress(job.report())
+        if on_solved is not None:
+            told = _tell_solved(job, told, on_solved)  # also after a failed fit: what was solved is kept
         if progress is not None and job.rc == SERTK_OK:
             progress(job.report())  # the final counts, once
     except BaseException:  # KeyboardInterrupt (or any asynchronous exception): stop the core, then re-raise
@@ -315,7 +355,7 @@ cdef _run_job(_FitJob job, object cancel, object progress):
 def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int n_classes, *, str kernel="rbf",
         double gamma=1.0, double nu=0.5, double tol=1e-3, bint shrinking=True, int max_iter=-1,
         double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None, cancel=None,
-        progress=None):
+        progress=None, dict pairs=None, on_solved=None):
     """Train a one-vs-one ν-SVC.
 
     Parameters
@@ -338,6 +378,14 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
         and with ``prob_perm`` their cross-validation folds too), ``kernel_values`` (computed so far, each stored
         value counted once) and ``iterations`` (SMO iterations so far, counted every 64).  An exception it raises
         cancels the core and propagates.
+    pairs : dict, optional
+        Each one-vs-one pair's solution, kept in the caller's arrays (``sertk_nusvm_pairs``), so that an
+        interrupted fit can be resumed: ``done`` (int32, n_pairs), ``coef`` (a list of n_pairs float64 arrays of
+        n_i + n_j), ``rho`` (float64), ``n_iter`` and ``timed_out`` (int32), ``prob_a`` and ``prob_b`` (float64).
+        A pair whose ``done`` is 1 is taken as solved; the others are written as they are solved.
+    on_solved : callable, optional
+        With ``pairs``: called on the calling thread with a list of pair indices each time pairs have been solved
+        (also after an interrupted or failed fit, for those it solved), so that they can be saved.
 
     Returns
     -------
@@ -383,6 +431,10 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     par.probability = 0
     par.cancel = &job.cancel
     par.progress = &job.progress
+    par.pairs = NULL
+    if pairs is not None:
+        _bind_pairs(job, pairs, np.asarray(y), n_classes, prob_perm is not None)
+        par.pairs = &job.pairs
     if prob_perm is not None:
         counts = np.bincount(np.asarray(y), minlength=n_classes)
         need = sum(int(counts[i] + counts[j]) for i in range(n_classes) for j in range(i + 1, n_classes))
@@ -390,12 +442,61 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
             raise ValueError(f"prob_perm has {prob_perm.shape[0]} entries, expected {need}")
         prob.prob_perm = &prob_perm[0]
         par.probability = 1
-    _run_job(job, cancel, progress)
+    _run_job(job, cancel, progress, on_solved if pairs is not None else None)
     try:
         return _model_to_dict(&job.model)
     finally:
         sertk_nusvm_model_free(&job.model)
         job.has_model = False
+
+
+cdef _bind_pairs(_FitJob job, dict pairs, object y, int n_classes, bint probability):
+    """Point job.pairs into the caller's arrays, after checking their types and sizes (the core trusts them)."""
+    P = n_classes * (n_classes - 1) // 2
+    counts = np.bincount(y, minlength=n_classes)
+    names = ("done", "coef", "rho", "n_iter", "timed_out", "prob_a", "prob_b")
+    missing = [k for k in names if k not in pairs]
+    if missing:
+        raise ValueError(f"pairs lacks {missing}")
+    typed = {"done": np.int32, "rho": np.float64, "n_iter": np.int32, "timed_out": np.int32,
+             "prob_a": np.float64, "prob_b": np.float64}
+    for key, dtype in typed.items():
+        a = pairs[key]
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (P,) or not a.flags.c_contiguous \
+                or not a.flags.writeable:
+            raise ValueError(f"pairs[{key!r}] must be a writeable, contiguous {np.dtype(dtype).name} array of "
+                             f"{P} entries")
+    coefs = pairs["coef"]
+    if len(coefs) != P:
+        raise ValueError(f"pairs['coef'] must hold {P} arrays, one per pair")
+    cdef int p = 0
+    for i in range(n_classes):
+        for j in range(i + 1, n_classes):
+            a = coefs[p]
+            l = int(counts[i] + counts[j])
+            if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != (l,) \
+                    or not a.flags.c_contiguous or not a.flags.writeable:
+                raise ValueError(f"pairs['coef'][{p}] (classes {i} and {j}) must be a writeable, contiguous "
+                                 f"float64 array of {l} entries")
+            p += 1
+    job.coef_ptrs = <double **>malloc(sizeof(double *) * P)
+    if job.coef_ptrs == NULL:
+        raise MemoryError()
+    cdef double[::1] cv
+    for p in range(P):
+        cv = coefs[p]
+        job.coef_ptrs[p] = &cv[0] if cv.shape[0] > 0 else NULL
+    cdef int[::1] done = pairs["done"], n_iter = pairs["n_iter"], timed_out = pairs["timed_out"]
+    cdef double[::1] rho = pairs["rho"], prob_a = pairs["prob_a"], prob_b = pairs["prob_b"]
+    job.pairs.done = &done[0]
+    job.pairs.coef = job.coef_ptrs
+    job.pairs.rho = &rho[0]
+    job.pairs.n_iter = &n_iter[0]
+    job.pairs.timed_out = &timed_out[0]
+    job.pairs.prob_a = &prob_a[0]
+    job.pairs.prob_b = &prob_b[0]
+    job.n_pairs = P
+    job.keep = job.keep + (pairs, list(coefs))
 
 
 cdef dict _model_to_dict(sertk_nusvm_model *m):
