@@ -631,6 +631,7 @@ class _Resume:
     def __init__(self, path: Path | None = None, print_: str = "", pairs: dict[str, Any] | None = None) -> None:
         self.path, self._print, self.pairs = path, print_, pairs
         self._solved: set[int] = set()
+        self._saved: set[int] | None = None  # what the file holds, once this fit has written it
 
     @classmethod
     def open(cls, checkpoint: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray,
@@ -655,8 +656,9 @@ class _Resume:
     def _save(self) -> None:
         from . import _checkpoint
 
-        if self.path is not None and self.pairs is not None:
+        if self.path is not None and self.pairs is not None and self._saved != self._solved:
             _checkpoint.save(self.path, self._print, self.pairs, sorted(self._solved))
+            self._saved = set(self._solved)
 
     def __enter__(self) -> _Resume:
         return self

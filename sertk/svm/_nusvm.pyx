@@ -338,7 +338,7 @@ cdef _run_job(_FitJob job, object cancel, object progress, object on_solved):
                 last = time.monotonic()
                 progress(job.report())
         if on_solved is not None:
-            told = _tell_solved(job, told, on_solved)  # also after a failed fit: what was solved is kept
+            _tell_solved(job, told, on_solved)  # also after a failed fit: what was solved is kept
         if progress is not None and job.rc == SERTK_OK:
             progress(job.report())  # the final counts, once
     except BaseException:  # KeyboardInterrupt (or any asynchronous exception): stop the core, then re-raise
@@ -385,7 +385,8 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
         A pair whose ``done`` is 1 is taken as solved; the others are written as they are solved.
     on_solved : callable, optional
         With ``pairs``: called on the calling thread with a list of pair indices each time pairs have been solved
-        (also after an interrupted or failed fit, for those it solved), so that they can be saved.
+        (also once the core has returned, after a fit that its ``cancel`` event stopped or that failed; after
+        Ctrl-C, ``pairs["done"]`` says which were solved), so that they can be saved.
 
     Returns
     -------
