@@ -65,6 +65,41 @@ def test_the_kernel_plan_follows_the_budget():
         _nusvm.plan_kernel(np.array([3, 0], dtype=np.int32))
 
 
+def test_above_64_mib_of_gram_matrix_the_class_blocks_come_first_when_they_fit():
+    # 4 classes of 25/35/20/20 % (IEMOCAP-like): class blocks 0.2725 n^2 and the largest pair 0.36 n^2 floats, so
+    # the blocks need 0.63 of the whole matrix; from 64 MiB of Gram matrix on they are taken whenever they fit
+    def counts(n):
+        return np.array([n // 4, 35 * n // 100, n // 5, n - n // 4 - 35 * n // 100 - n // 5], dtype=np.int32)
+
+    small, large = counts(4000), counts(4200)  # 61 MiB and 67.3 MiB of Gram matrix
+    for c in (small, large):
+        assert 4 * float(c.sum()) ** 2 == _nusvm.plan_kernel(c)["gram_bytes"]
+    assert _nusvm.plan_kernel(small)["kernel_mode"] == "gram"  # within a last-level cache's reach: no copies
+    blocks = _nusvm.plan_kernel(large)
+    assert (blocks["kernel_mode"], blocks["reuse_diag"], blocks["n_work"]) == ("pair", True, 1)
+    assert _nusvm.plan_kernel(large, n_threads=2)["n_work"] == 2  # a pair per thread, as on the Gram path
+    need = 4 * float((large.astype(np.float64) ** 2).sum()) + blocks["pair_bytes"]
+    assert _nusvm.plan_kernel(large, cache_bytes=need)["kernel_mode"] == "pair"
+    assert _nusvm.plan_kernel(large, cache_bytes=need - 1)["kernel_mode"] == "pair"  # chained now
+    assert not _nusvm.plan_kernel(large, cache_bytes=need - 1)["reuse_diag"]
+    two = np.array([2100, 2100], dtype=np.int32)  # one pair: its matrix is the whole Gram matrix
+    assert _nusvm.plan_kernel(two)["kernel_mode"] == "gram"
+    assert _nusvm.plan_kernel(large, kernel="precomputed")["kernel_mode"] == "gram"
+
+
+@pytest.mark.golden
+def test_the_class_blocks_chosen_over_a_gram_matrix_that_fits_give_libsvms_model():
+    # 4200 samples (67 MiB of Gram matrix), 16 features so that libsvm's fit stays short
+    rng = np.random.default_rng(5)
+    n = 4200
+    y = rng.choice(4, size=n, p=[0.25, 0.35, 0.2, 0.2])
+    X = rng.normal(size=(n, 16)) + 0.8 * y[:, None] * rng.normal(size=(1, 16))
+    ours = NuSVC(nu=0.1).fit(X[:4100], y[:4100])
+    ref = SkNuSVC(nu=0.1, cache_size=1024).fit(X[:4100], y[:4100])
+    assert ours.kernel_mode_ == "pair"
+    assert_same_model(ours, ref, X[4100:])
+
+
 @pytest.mark.parametrize("budget", ["gram", "two pairs", "pair", "rows"])
 def test_the_fit_takes_the_path_the_plan_names(datasets, budget):
     # the estimator warns and explains from plan_kernel; the core must follow that same plan
