@@ -185,3 +185,67 @@ int sertk_simd(void)
     }
     return level;
 }
+
+
+/* ---- transposing a block (the mirrored half of a symmetric kernel matrix) ---- */
+
+static void sertk_transpose_scalar(const float *src, size_t lds, float *dst, size_t ldd, int rows, int cols)
+{
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+/*
+ * 8 x 8 tiles in AVX2 registers: eight row loads, the usual unpack/shuffle/permute network, eight row stores.
+ * Element by element the scalar loop reads a column of the source, one cache line per value; this was 2.8 ns a
+ * value on Zen 4, 2-3 % of a 10 000-sample fit.  It only moves bits, so both paths give the same matrix.
+ */
+__attribute__((target("avx2"))) static void sertk_transpose_avx2(const float *src, size_t lds, float *dst, size_t ldd,
+                                                                 int rows, int cols)
+{
+    const int r8 = rows & ~7, c8 = cols & ~7;
+    for (int r = 0; r < r8; r += 8)
+        for (int c = 0; c < c8; c += 8) {
+            const float *s = src + (size_t)r * lds + c;
+            __m256 a0 = _mm256_loadu_ps(s), a1 = _mm256_loadu_ps(s + lds), a2 = _mm256_loadu_ps(s + 2 * lds),
+                   a3 = _mm256_loadu_ps(s + 3 * lds), a4 = _mm256_loadu_ps(s + 4 * lds),
+                   a5 = _mm256_loadu_ps(s + 5 * lds), a6 = _mm256_loadu_ps(s + 6 * lds),
+                   a7 = _mm256_loadu_ps(s + 7 * lds);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + (size_t)c * ldd + r;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    /* the edges: columns past the last full tile for every row, rows past it for the tiled columns */
+    if (c8 < cols) sertk_transpose_scalar(src + c8, lds, dst + (size_t)c8 * ldd, ldd, rows, cols - c8);
+    if (r8 < rows) sertk_transpose_scalar(src + (size_t)r8 * lds, lds, dst + r8, ldd, rows - r8, c8);
+}
+#define SERTK_HAVE_AVX2_TRANSPOSE 1
+#endif
+
+void sertk_transpose(const float *src, size_t lds, float *dst, size_t ldd, int rows, int cols)
+{
+#ifdef SERTK_HAVE_AVX2_TRANSPOSE
+    if (sertk_simd() & SERTK_SIMD_AVX2) {
+        sertk_transpose_avx2(src, lds, dst, ldd, rows, cols);
+        return;
+    }
+#endif
+    sertk_transpose_scalar(src, lds, dst, ldd, rows, cols);
+}

@@ -90,6 +90,9 @@ SERTK_HIDDEN int sertk_team_size(const sertk_team *t);
 SERTK_HIDDEN void sertk_team_run(sertk_team *t, sertk_part_fn fn, void *ctx);
 SERTK_HIDDEN void sertk_team_stop(sertk_team *t);
 
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: a block of a float matrix, transposed (mirroring) */
+SERTK_HIDDEN void sertk_transpose(const float *src, size_t lds, float *dst, size_t ldd, int rows, int cols);
+
 /* C (mr x nc, row stride ldc) = A (mr x k, row-major, stride lda) * B (nc x k, row-major, stride ldb)^T */
 SERTK_HIDDEN void sertk_gemm_abt(const sertk_blas *blas, int mr, int nc, int k, const double *A, int lda,
                                  const double *B, int ldb, double *C, int ldc);

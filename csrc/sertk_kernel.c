@@ -83,13 +83,12 @@ static int sertk_gram_mirror_task(void *ctx, int task, int worker)
     const int i1 = (i0 + SERTK_TILE < n) ? i0 + SERTK_TILE : n;
     float *g = k->gram;
     if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
-    for (int j0 = 0; j0 < i1; j0 += SERTK_TILE) {
-        const int j1 = (j0 + SERTK_TILE < n) ? j0 + SERTK_TILE : n;
-        for (int i = i0; i < i1; i++) {
-            const int jend = (j1 < i) ? j1 : i;
-            float *gi = g + (size_t)i * ld;
-            for (int j = j0; j < jend; j++) gi[j] = g[(size_t)j * ld + i];
-        }
+    /* whole tiles left of the diagonal: rows j0..j0+SERTK_TILE-1, columns i0..i1-1 of the upper half, transposed */
+    for (int j0 = 0; j0 < i0; j0 += SERTK_TILE)
+        sertk_transpose(g + (size_t)j0 * ld + i0, ld, g + (size_t)i0 * ld + j0, ld, SERTK_TILE, i1 - i0);
+    for (int i = i0; i < i1; i++) { /* the diagonal tile's lower half */
+        float *gi = g + (size_t)i * ld;
+        for (int j = i0; j < i; j++) gi[j] = g[(size_t)j * ld + i];
     }
     return SERTK_OK;
 }
@@ -225,10 +224,8 @@ static int sertk_cross_mirror_task(void *ctx, int task, int worker)
     if (sertk_cancelled(job->k->cancel)) return SERTK_ECANCELLED;
     for (int a0 = 0; a0 < ni; a0 += SERTK_TILE) {
         const int a1 = (a0 + SERTK_TILE < ni) ? a0 + SERTK_TILE : ni;
-        for (int b = b0; b < b1; b++) {
-            float *gb = job->G + (size_t)(ni + b) * ld;
-            for (int a = a0; a < a1; a++) gb[a] = job->G[(size_t)a * ld + ni + b];
-        }
+        sertk_transpose(job->G + (size_t)a0 * ld + ni + b0, ld, job->G + (size_t)(ni + b0) * ld + a0, ld, a1 - a0,
+                        b1 - b0);
     }
     return SERTK_OK;
 }

@@ -453,7 +453,7 @@ double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_thr
     return sertk_min_cache_of(n_classes, first + second, n_threads);
 }
 
-#define SERTK_BLOCKS_OVER (64.0 * 1048576.0)
+#define SERTK_BLOCKS_OVER (128.0 * 1048576.0)
 
 int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_params *par, sertk_nusvm_plan *plan)
 {
@@ -473,17 +473,18 @@ int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_p
     plan->pair_bytes = (double)plan->max_pair * (double)plan->max_pair * sizeof(float);
     plan->min_cache_bytes = sertk_min_cache_of(n_classes, plan->max_pair, par->n_threads);
     /*
-     * Above SERTK_BLOCKS_OVER bytes of Gram matrix, the class blocks (every class's own block computed once, then
-     * each pair's matrix from its two classes' blocks and its cross block) come first when they fit: n^2/2 values
-     * like the whole Gram matrix, in 0.63 of its memory for four classes like IEMOCAP's (fresh pages are zeroed by
-     * the kernel, slowly on a VM), and each solver reads the rows of its own l x l matrix instead of the pair's
-     * columns in rows of length n.  Measured on one thread (benchmarks/RESULTS-nusvm.md, fifth pass): 15-17 %
-     * faster at 10 000 x 1024, 2-5 % at 4425 and 6000; below, the whole matrix (16-36 MB at 2000-3000, within a
-     * last-level cache) is 6 % faster, without the copies.  The whole Gram matrix also serves two classes (one
-     * pair: the same matrix), a precomputed kernel, and budgets between.
+     * On one thread and above SERTK_BLOCKS_OVER bytes of Gram matrix, the class blocks (every class's own block
+     * computed once, then each pair's matrix from its two classes' blocks and its cross block) come first when they
+     * fit: n^2/2 values like the whole Gram matrix, in 0.63 of its memory for four classes like IEMOCAP's (fresh
+     * pages are zeroed by the kernel, slowly on a VM), and the solver reads the rows of its own l x l matrix instead
+     * of the pair's columns in rows of length n.  Fresh processes, four classes, AMD EPYC Zen 4
+     * (benchmarks/RESULTS-nusvm.md, fifth pass): 11 % faster at 7000 x 1024, 9 % at 10 000, even at 6000, 7 %
+     * slower at 4425 (the copies cost more than the memory saves).  With two threads each running pair needs its
+     * own matrix, so the blocks save no memory and were 8 % slower at 10 000.  The whole Gram matrix also serves two
+     * classes (one pair: the same matrix), a precomputed kernel, and budgets between.
      */
-    const int blocks_fit = P > 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED && plan->gram_bytes > SERTK_BLOCKS_OVER &&
-                           diag_bytes + plan->pair_bytes <= par->cache_bytes;
+    const int blocks_fit = P > 1 && par->n_threads == 1 && par->kernel != SERTK_KERNEL_PRECOMPUTED &&
+                           plan->gram_bytes > SERTK_BLOCKS_OVER && diag_bytes + plan->pair_bytes <= par->cache_bytes;
     plan->kernel_mode = blocks_fit                             ? SERTK_KMODE_PAIR
                         : plan->gram_bytes <= par->cache_bytes ? SERTK_KMODE_GRAM
                         : plan->pair_bytes <= par->cache_bytes ? SERTK_KMODE_PAIR

@@ -65,39 +65,39 @@ def test_the_kernel_plan_follows_the_budget():
         _nusvm.plan_kernel(np.array([3, 0], dtype=np.int32))
 
 
-def test_above_64_mib_of_gram_matrix_the_class_blocks_come_first_when_they_fit():
+def test_one_thread_above_128_mib_of_gram_matrix_takes_the_class_blocks_when_they_fit():
     # 4 classes of 25/35/20/20 % (IEMOCAP-like): class blocks 0.2725 n^2 and the largest pair 0.36 n^2 floats, so
-    # the blocks need 0.63 of the whole matrix; from 64 MiB of Gram matrix on they are taken whenever they fit
+    # the blocks need 0.63 of the whole matrix; on one thread, from 128 MiB of Gram matrix on, they come first
     def counts(n):
         return np.array([n // 4, 35 * n // 100, n // 5, n - n // 4 - 35 * n // 100 - n // 5], dtype=np.int32)
 
-    small, large = counts(4000), counts(4200)  # 61 MiB and 67.3 MiB of Gram matrix
+    small, large = counts(5700), counts(5900)  # 124 and 133 MiB of Gram matrix
     for c in (small, large):
-        assert 4 * float(c.sum()) ** 2 == _nusvm.plan_kernel(c)["gram_bytes"]
-    assert _nusvm.plan_kernel(small)["kernel_mode"] == "gram"  # within a last-level cache's reach: no copies
-    blocks = _nusvm.plan_kernel(large)
+        assert 4 * float(c.sum()) ** 2 == _nusvm.plan_kernel(c, n_threads=1)["gram_bytes"]
+    assert _nusvm.plan_kernel(small, n_threads=1)["kernel_mode"] == "gram"
+    blocks = _nusvm.plan_kernel(large, n_threads=1)
     assert (blocks["kernel_mode"], blocks["reuse_diag"], blocks["n_work"]) == ("pair", True, 1)
-    assert _nusvm.plan_kernel(large, n_threads=2)["n_work"] == 2  # a pair per thread, as on the Gram path
+    assert _nusvm.plan_kernel(large, n_threads=2)["kernel_mode"] == "gram"  # a matrix per running pair: no saving
     need = 4 * float((large.astype(np.float64) ** 2).sum()) + blocks["pair_bytes"]
-    assert _nusvm.plan_kernel(large, cache_bytes=need)["kernel_mode"] == "pair"
-    assert _nusvm.plan_kernel(large, cache_bytes=need - 1)["kernel_mode"] == "pair"  # chained now
-    assert not _nusvm.plan_kernel(large, cache_bytes=need - 1)["reuse_diag"]
-    two = np.array([2100, 2100], dtype=np.int32)  # one pair: its matrix is the whole Gram matrix
-    assert _nusvm.plan_kernel(two)["kernel_mode"] == "gram"
-    assert _nusvm.plan_kernel(large, kernel="precomputed")["kernel_mode"] == "gram"
+    assert _nusvm.plan_kernel(large, cache_bytes=need, n_threads=1)["reuse_diag"]
+    tight = _nusvm.plan_kernel(large, cache_bytes=need - 1, n_threads=1)  # no room for the blocks: chained
+    assert (tight["kernel_mode"], tight["reuse_diag"], tight["chained"]) == ("pair", False, True)
+    two = np.array([2950, 2950], dtype=np.int32)  # one pair: its matrix is the whole Gram matrix
+    assert _nusvm.plan_kernel(two, n_threads=1)["kernel_mode"] == "gram"
+    assert _nusvm.plan_kernel(large, kernel="precomputed", n_threads=1)["kernel_mode"] == "gram"
 
 
 @pytest.mark.golden
 def test_the_class_blocks_chosen_over_a_gram_matrix_that_fits_give_libsvms_model():
-    # 4200 samples (67 MiB of Gram matrix), 16 features so that libsvm's fit stays short
+    # 5900 samples (133 MiB of Gram matrix), 16 features so that libsvm's fit stays short
     rng = np.random.default_rng(5)
-    n = 4200
+    n = 6000
     y = rng.choice(4, size=n, p=[0.25, 0.35, 0.2, 0.2])
     X = rng.normal(size=(n, 16)) + 0.8 * y[:, None] * rng.normal(size=(1, 16))
-    ours = NuSVC(nu=0.1).fit(X[:4100], y[:4100])
-    ref = SkNuSVC(nu=0.1, cache_size=1024).fit(X[:4100], y[:4100])
+    ours = NuSVC(nu=0.1).fit(X[:5900], y[:5900])
+    ref = SkNuSVC(nu=0.1, cache_size=1024).fit(X[:5900], y[:5900])
     assert ours.kernel_mode_ == "pair"
-    assert_same_model(ours, ref, X[4100:])
+    assert_same_model(ours, ref, X[5900:])
 
 
 @pytest.mark.parametrize("budget", ["gram", "two pairs", "pair", "rows"])
