@@ -218,15 +218,18 @@ def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets)
 
 
 @pytest.mark.parametrize("kernel, cache_mb, mode", [("rbf", 0.05, "cache"), ("precomputed", 1024, "gram"),
-                                                    ("precomputed", 1.0, "pair")])
+                                                    ("precomputed", 1.0, "pair"), ("linear", 1024, "gram"),
+                                                    ("linear", 1.8, "pair")])
 def test_vector_and_scalar_paths_give_the_same_bits(tmp_path, kernel, cache_mb, mode):
     # the AVX2 code (row-cache dot products, csrc/sertk_rowdot.c; the solver's two loops per iteration,
-    # csrc/sertk_smo.c) against the scalar code, which CPUs without AVX2 take: each value is the same sequence of
-    # IEEE operations (no FMA on either side), each maximum and minimum the same element, so the whole model must
-    # be equal bit for bit on any CPU; exact by construction.  Everything else is shared by both processes: the
-    # row cache's exp is glibc's on both paths, and a precomputed kernel (made by the same NumPy) isolates the
-    # solver on the Gram and pair paths (whose RBF values take the vector exp, which may round a rare value
-    # differently from glibc's, tests/svm/test_vexp.py)
+    # csrc/sertk_smo.c; the mirrors' 8 x 8 transposes, sertk_transpose) against the scalar code, which CPUs
+    # without AVX2 take: each value is the same sequence of IEEE operations (no FMA on either side), each maximum
+    # and minimum the same element, each mirrored value the same bits, so the whole model must be equal bit for
+    # bit on any CPU; exact by construction.  Everything else is shared by both processes: the row cache's exp is
+    # glibc's on both paths, and a precomputed kernel (made by the same NumPy) isolates the solver on the Gram
+    # and pair paths (whose RBF values take the vector exp, which may round a rare value differently from
+    # glibc's, tests/svm/test_vexp.py); the linear kernel has no exp, so its Gram and cross blocks are the same
+    # BLAS products on both sides and only their mirrors differ in code (pair: class blocks plus cross blocks)
     import os
     import subprocess
     import sys
