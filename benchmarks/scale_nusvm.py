@@ -1,6 +1,7 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
-    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--warm] [--log S]
+    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--warm] [--float32]
+        [--log S]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
 ``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
@@ -21,6 +22,9 @@ where scikit-learn's own fit would take hours; the two predictions must be equal
 ``--warm`` fits 64 vectors with the same library first, untimed, so the timed fit leaves out what a fresh process pays
 once (lazy imports; scikit-learn's first input check scans every installed package's entry points through
 narwhals): the fit's own cost, which is what a process that fits more than once pays per fit.
+
+``--float32`` rounds the training data to float32 values first (as an embedding model gives them; both libraries
+still fit float64 arrays): the row cache then streams its samples in float32.
 
 ``--log S`` prints our fit's progress (sub-problems, kernel values, SMO iterations, resident memory) to stderr every
 S seconds, so that a run stopped by a time limit still says how far it got. Peak memory is VmHWM after resetting it
@@ -142,8 +146,10 @@ def warm_up(model) -> None:
 
 
 def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = None, ref: str | None = None,
-         predict: int = 0, twin: bool = False, warm: bool = False) -> dict:
+         predict: int = 0, twin: bool = False, warm: bool = False, float32: bool = False) -> dict:
     X, y = make_embeddings(n, seed=1)
+    if float32:  # values an embedding model gives (float32), held as float64 as both libraries fit them
+        X = X.astype(np.float32).astype(np.float64)
     X_test = make_embeddings(max(predict, 1), seed=7)[0]
     if impl == "sklearn":
         from sklearn.svm import NuSVC
@@ -159,7 +165,8 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
         start = time.perf_counter()
         model.fit(X, y)
         elapsed = time.perf_counter() - start
-    out = {"impl": impl, "n": n, "jobs": jobs, "cache_mb": cache, "warm": warm, "fit_s": round(elapsed, 3),
+    out = {"impl": impl, "n": n, "jobs": jobs, "cache_mb": cache, "warm": warm, "float32": float32,
+           "fit_s": round(elapsed, 3),
            "peak_mb": mem.peak_mb, "peak_how": mem.how,
            "mode": getattr(model, "kernel_mode_", "libsvm"), "n_iter": [int(v) for v in model.n_iter_],
            "n_sv": int(model.support_.size),
@@ -210,8 +217,10 @@ if __name__ == "__main__":
     ap.add_argument("--predict", type=int, default=0, help="also time predict on this many held-out vectors")
     ap.add_argument("--twin", action="store_true", help="with --predict: time scikit-learn's predict of our model")
     ap.add_argument("--warm", action="store_true", help="an untimed small fit of the same library first")
+    ap.add_argument("--float32", action="store_true", help="the training data rounded to float32 values first")
     ap.add_argument("--log", type=float, default=0, metavar="S", help="our fit's progress to stderr every S seconds")
     a = ap.parse_args()
     if a.log > 0 and a.impl != "sklearn":
         log_progress(a.log)
-    print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm)), flush=True)
+    print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm, a.float32)),
+          flush=True)

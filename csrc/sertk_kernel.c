@@ -383,13 +383,13 @@ int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double bud
     c->slot_epoch = SERTK_NEW(int, cap);
     int ok = c->arena && c->slot_of && c->orig_of && c->prev && c->next && c->blk && c->slot_epoch;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
-        c->pfull = SERTK_NEW(double, sertk_panel_doubles(maxl, k->d));
+        c->pfull = sertk_alloc(sertk_panel_bytes(maxl, k->d, k->x_f32), 1);
         c->sqsub = SERTK_NEW(double, maxl);
         c->arow = (const double **)sertk_alloc((size_t)c->block, sizeof(const double *));
         c->obuf = SERTK_NEW(double, (size_t)c->block * maxl);
         c->gcol = SERTK_NEW(int, maxl);
         c->grow = SERTK_NEW(int, maxl);
-        c->pg = SERTK_NEW(double, sertk_panel_doubles(maxl, k->d));
+        c->pg = sertk_alloc(sertk_panel_bytes(maxl, k->d, k->x_f32), 1);
         c->sqg = SERTK_NEW(double, maxl);
         ok = ok && c->pfull && c->sqsub && c->arow && c->obuf && c->gcol && c->grow && c->pg && c->sqg;
     }
@@ -412,7 +412,7 @@ void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *
     for (int i = 0; i < l; i++) c->slot_of[i] = -1;
     c->next[c->cap] = c->prev[c->cap] = c->cap;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
-        sertk_panel_pack(c->pfull, k->X, gidx, l, k->d);
+        sertk_panel_pack(c->pfull, k->x_f32, k->X, gidx, l, k->d);
         for (int i = 0; i < l; i++) c->sqsub[i] = k->sq[gidx[i]];
     }
 }
@@ -440,7 +440,7 @@ static int sertk_rcache_slot(sertk_rcache *c, int orig)
 
 void sertk_rcache_narrow(sertk_rcache *c, const sertk_kctx *k, int as, const int *active)
 {
-    /* a new gathering packs as x d doubles: only when it cuts the columns of later rows by 30 % or more */
+    /* a new gathering packs as x d values: only when it cuts the columns of later rows by 30 % or more */
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED || 10LL * as > 7LL * c->ng) return;
     for (int t = 0; t < as; t++) {
         const int o = active[t];
@@ -448,7 +448,7 @@ void sertk_rcache_narrow(sertk_rcache *c, const sertk_kctx *k, int as, const int
         c->grow[t] = c->gidx[o];
         c->sqg[t] = c->sqsub[o];
     }
-    sertk_panel_pack(c->pg, k->X, c->grow, as, k->d);
+    sertk_panel_pack(c->pg, k->x_f32, k->X, c->grow, as, k->d);
     c->ng = as;
 }
 
@@ -479,7 +479,7 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
     const int all = full || c->ng == l;
     const int nc = all ? l : c->ng;
     for (int r = 0; r < nb; r++) c->arow[r] = k->X + (size_t)c->gidx[c->blk[r]] * d;
-    sertk_rowdot(nb, c->arow, d, all ? c->pfull : c->pg, nc, c->obuf, nc);
+    sertk_rowdot(nb, c->arow, d, all ? c->pfull : c->pg, k->x_f32, nc, c->obuf, nc);
     for (int r = 0; r < nb; r++) {
         int a = c->blk[r];
         const int slot = sertk_rcache_slot(c, a);

@@ -18,6 +18,7 @@ typedef struct {
     const double *K;    /* precomputed: the caller's n x n kernel */
     double *sq;         /* squared norms <x, x> (BLAS ddot, as libsvm) */
     double *qd;         /* K(x, x), float64 */
+    int x_f32;          /* every value of X is a float32 (cache mode): the row cache packs samples in float32 */
     float *gram;        /* n x n float32 Gram matrix in the caller's row order, or NULL in cache mode */
     int ld;             /* row stride of gram: n, or the pair buffer's width when pairs follow each other in it */
     const sertk_blas *blas;
@@ -48,7 +49,7 @@ typedef struct {
     int *slot_of;   /* [maxl] sub index -> slot or -1 */
     int *orig_of;   /* [cap] slot -> sub index */
     int *prev, *next; /* [cap + 1] LRU ring, sentinel cap: next[cap] oldest, prev[cap] newest */
-    double *pfull;  /* the sub-problem's samples packed for sertk_rowdot (RBF, linear) */
+    void *pfull;    /* the sub-problem's samples packed for sertk_rowdot (RBF, linear), float32 when k->x_f32 */
     double *sqsub;  /* maxl */
     const double **arow; /* block: the samples of the rows being computed */
     double *obuf;   /* block x maxl */
@@ -63,7 +64,7 @@ typedef struct {
     int ng;          /* gathered columns; ng == l: all of them */
     int *gcol;       /* [maxl] gathered column -> sub-problem index */
     int *grow;       /* [maxl] gathered column -> training row */
-    double *pg;      /* the gathered samples packed for sertk_rowdot */
+    void *pg;        /* the gathered samples packed for sertk_rowdot, as pfull */
     double *sqg;     /* maxl */
     int epoch;
     int *slot_epoch; /* [cap] the epoch a slot's row was computed in over gathered columns, or -1: all columns */
@@ -71,12 +72,17 @@ typedef struct {
 
 /*
  * Kernel rows without BLAS (sertk_rowdot.c): out[r * ldo + t] = <a[r], column t> for the nc columns packed in P,
- * each summed as libsvm's dot (in k order, multiply then add), the same bits with or without AVX2.
+ * each summed as libsvm's dot (in k order, multiply then add), the same bits with or without AVX2.  Panels hold
+ * float64 values, or float32 ones (f32) when every sample value is a float32 (audio embeddings are): each is
+ * widened exactly before its product, so the sums are the same bits, from half the bytes.
  */
-SERTK_HIDDEN size_t sertk_panel_doubles(int nc, int d);
-/* pack the samples X[rows[t]] (rows NULL: X[t]), t < nc, into P (sertk_panel_doubles(nc, d) doubles) */
-SERTK_HIDDEN void sertk_panel_pack(double *P, const double *X, const int *rows, int nc, int d);
-SERTK_HIDDEN void sertk_rowdot(int nb, const double *const *a, int d, const double *P, int nc, double *out, int ldo);
+SERTK_HIDDEN size_t sertk_panel_bytes(int nc, int d, int f32);
+/* pack the samples X[rows[t]] (rows NULL: X[t]), t < nc, into P (sertk_panel_bytes(nc, d, f32) bytes) */
+SERTK_HIDDEN void sertk_panel_pack(void *P, int f32, const double *X, const int *rows, int nc, int d);
+SERTK_HIDDEN void sertk_rowdot(int nb, const double *const *a, int d, const void *P, int f32, int nc, double *out,
+                               int ldo);
+/* whether every one of the n values is a float32 (so that a float32 panel holds them exactly) */
+SERTK_HIDDEN int sertk_all_float32(const double *x, size_t n);
 
 /*
  * RBF values of a block row from its dot products (sertk_vexp.c): out[j] = float(exp(-gamma (sqi + sq[j] -

@@ -39,7 +39,7 @@ static void sertk_fold_decisions(sertk_work *w, const sertk_kctx *k, int lf, dou
     for (int j0 = begin; j0 < end; j0 += B) {
         const int nb = (end - j0 < B) ? end - j0 : B;
         for (int r = 0; r < nb; r++) c->arow[r] = k->X + (size_t)gidx[perm[j0 + r]] * d;
-        sertk_rowdot(nb, c->arow, d, c->pfull, lf, c->obuf, lf);
+        sertk_rowdot(nb, c->arow, d, c->pfull, k->x_f32, lf, c->obuf, lf);
         for (int r = 0; r < nb; r++) {
             const int h = gidx[perm[j0 + r]];
             const double *o = c->obuf + (size_t)r * lf;
@@ -696,6 +696,9 @@ int sertk_nusvm_fit(const sertk_nusvm_problem *prob, const sertk_nusvm_params *p
     if (rc != SERTK_OK) goto done; /* SERTK_EBUDGET: never more memory than the budget */
     const int kmode = plan.kernel_mode, maxl = plan.max_pair, reuse_diag = plan.reuse_diag;
     n_work = plan.n_work;
+    /* the row cache streams the samples once per row: in float32 when that holds them exactly */
+    if (kmode == SERTK_KMODE_CACHE && par->kernel != SERTK_KERNEL_PRECOMPUTED)
+        kc.x_f32 = sertk_all_float32(prob->X, (size_t)n * (size_t)d);
     if (kmode == SERTK_KMODE_GRAM && !all_given) {
         gram = sertk_big_alloc((size_t)n * n * sizeof(float));
         if (!gram) {

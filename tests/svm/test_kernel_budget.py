@@ -100,6 +100,22 @@ def test_the_class_blocks_chosen_over_a_gram_matrix_that_fits_give_libsvms_model
     assert_same_model(ours, ref, X[5900:])
 
 
+@pytest.mark.golden
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("probability", [False, True])
+def test_float32_samples_on_the_row_cache_give_libsvms_model(datasets, n_jobs, probability):
+    # embeddings are float32 values: the row cache then packs the samples in float32 and widens each exactly before
+    # its product, so every kernel value is still libsvm's own dot product, bit for bit
+    X, y = datasets["emb_4class"]
+    X = X.astype(np.float32).astype(np.float64)
+    n_test = len(X) // 4
+    kw = {"nu": 0.2, "probability": probability, "random_state": 0}
+    ours = NuSVC(cache_size=0.05, n_jobs=n_jobs, **kw).fit(X[n_test:], y[n_test:])
+    ref = SkNuSVC(**kw).fit(X[n_test:], y[n_test:])
+    assert ours.kernel_mode_ == "cache"
+    assert_same_model(ours, ref, X[:n_test])  # with probability, the folds' rows come from the same panels
+
+
 @pytest.mark.parametrize("budget", ["gram", "two pairs", "pair", "rows"])
 def test_the_fit_takes_the_path_the_plan_names(datasets, budget):
     # the estimator warns and explains from plan_kernel; the core must follow that same plan
@@ -219,7 +235,7 @@ def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets)
 
 @pytest.mark.parametrize("kernel, cache_mb, mode", [("rbf", 0.05, "cache"), ("precomputed", 1024, "gram"),
                                                     ("precomputed", 1.0, "pair"), ("linear", 1024, "gram"),
-                                                    ("linear", 1.8, "pair")])
+                                                    ("linear", 1.8, "pair"), ("rbf32", 0.05, "cache")])
 def test_vector_and_scalar_paths_give_the_same_bits(tmp_path, kernel, cache_mb, mode):
     # the AVX2 code (row-cache dot products, csrc/sertk_rowdot.c; the solver's two loops per iteration,
     # csrc/sertk_smo.c; the mirrors' 8 x 8 transposes, sertk_transpose) against the scalar code, which CPUs
@@ -229,7 +245,8 @@ def test_vector_and_scalar_paths_give_the_same_bits(tmp_path, kernel, cache_mb, 
     # glibc's on both paths, and a precomputed kernel (made by the same NumPy) isolates the solver on the Gram
     # and pair paths (whose RBF values take the vector exp, which may round a rare value differently from
     # glibc's, tests/svm/test_vexp.py); the linear kernel has no exp, so its Gram and cross blocks are the same
-    # BLAS products on both sides and only their mirrors differ in code (pair: class blocks plus cross blocks)
+    # BLAS products on both sides and only their mirrors differ in code (pair: class blocks plus cross blocks);
+    # float32-valued samples take the row cache's float32 panels
     import os
     import subprocess
     import sys
@@ -240,6 +257,8 @@ def test_vector_and_scalar_paths_give_the_same_bits(tmp_path, kernel, cache_mb, 
         "from conftest import make_embeddings\n"
         "from sertk.svm import NuSVC\n"
         "X, y = make_embeddings(n=700, d=50, k=3, seed=4)\n"
+        "if sys.argv[3] == 'rbf32':  # float32 values: the row cache's float32 panels\n"
+        "    X, sys.argv[3] = X.astype(np.float32).astype(np.float64), 'rbf'\n"
         "if sys.argv[3] == 'precomputed':\n"
         "    sq = (X * X).sum(1)\n"
         "    X = np.exp(-0.02 * (sq[:, None] + sq[None, :] - 2 * X @ X.T))\n"
