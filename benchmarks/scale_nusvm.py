@@ -1,7 +1,7 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
-    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--warm] [--float32]
-        [--log S]
+    python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--twin]
+        [--warm] [--float32] [--log S]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
 ``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
