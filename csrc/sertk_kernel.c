@@ -145,8 +145,31 @@ void sertk_pgram_free(sertk_pgram *g)
     memset(g, 0, sizeof(*g));
 }
 
-/* *local: k over the samples idx[0..l) gathered into g (norms and diagonal; the rows too unless precomputed) */
-static void sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, sertk_kctx *local)
+typedef struct {
+    sertk_pgram *g;
+    const sertk_kctx *k;
+    int l;
+    const int *idx;
+} sertk_gather_job;
+
+/* samples idx[a] into g->X, one band of SERTK_TILE samples per task */
+static int sertk_gather_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    const sertk_gather_job *job = (const sertk_gather_job *)ctx;
+    const size_t d = (size_t)job->k->d;
+    const int a0 = task * SERTK_TILE, a1 = (a0 + SERTK_TILE < job->l) ? a0 + SERTK_TILE : job->l;
+    for (int a = a0; a < a1; a++) memcpy(job->g->X + a * d, job->k->X + (size_t)job->idx[a] * d, sizeof(double) * d);
+    return SERTK_OK;
+}
+
+/*
+ * *local: k over the samples idx[0..l) gathered into g (norms and diagonal; the rows too unless precomputed).  The
+ * rows are copied by every thread of the pair: the first gathering is the first touch of g->X (8 l d bytes, 245 MB
+ * at 50 000 samples), whose pages the kernel zeroes then.
+ */
+static int sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads,
+                              sertk_kctx *local)
 {
     *local = *k;
     local->n = l;
@@ -159,14 +182,16 @@ static void sertk_pgram_gather(sertk_pgram *g, const sertk_kctx *k, int l, const
     for (int a = 0; a < l; a++) {
         g->sq[a] = k->sq[idx[a]];
         g->qd[a] = k->qd[idx[a]];
-        if (k->kernel != SERTK_KERNEL_PRECOMPUTED)
-            memcpy(g->X + (size_t)a * k->d, k->X + (size_t)idx[a] * k->d, sizeof(double) * (size_t)k->d);
     }
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_OK;
+    sertk_gather_job job = {g, k, l, idx};
+    return sertk_parallel_for(n_threads, (l + SERTK_TILE - 1) / SERTK_TILE, sertk_gather_task, &job);
 }
 
 int sertk_pgram_build(sertk_pgram *g, const sertk_kctx *k, int l, const int *idx, int n_threads, sertk_kctx *local)
 {
-    sertk_pgram_gather(g, k, l, idx, local);
+    const int rc = sertk_pgram_gather(g, k, l, idx, n_threads, local);
+    if (rc != SERTK_OK) return rc;
     g->prev_i = g->prev_j = g->prev_ni = -1; /* the buffer's layout is this pair's, stride l */
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) {
         for (int a = 0; a < l; a++) {
@@ -251,16 +276,45 @@ static int sertk_cross_compute(const sertk_kctx *local, int ni, int nj, float *G
     return rc;
 }
 
+typedef struct {
+    float *G;             /* the pair's l x l matrix, row stride l */
+    int l, ni, nj;
+    const float *di, *dj; /* the two classes' own blocks */
+} sertk_blocks_job;
+
+/* rows of the pair's matrix from its classes' own blocks, one band of SERTK_TILE rows per task */
+static int sertk_blocks_copy_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    const sertk_blocks_job *job = (const sertk_blocks_job *)ctx;
+    const int ni = job->ni, nj = job->nj;
+    const size_t l = (size_t)job->l;
+    const int r0 = task * SERTK_TILE, r1 = (r0 + SERTK_TILE < job->l) ? r0 + SERTK_TILE : job->l;
+    for (int r = r0; r < r1; r++) {
+        if (r < ni)
+            memcpy(job->G + (size_t)r * l, job->di + (size_t)r * ni, sizeof(float) * ni);
+        else
+            memcpy(job->G + (size_t)r * l + ni, job->dj + (size_t)(r - ni) * nj, sizeof(float) * nj);
+    }
+    return SERTK_OK;
+}
+
 int sertk_pgram_build_cross(sertk_pgram *g, const sertk_kctx *k, int ni, int nj, const int *idx,
                             const float *diag_i, const float *diag_j, int n_threads, sertk_kctx *local)
 {
     const int l = ni + nj;
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
-    sertk_pgram_gather(g, k, l, idx, local);
+    int rc = sertk_pgram_gather(g, k, l, idx, n_threads, local);
+    if (rc != SERTK_OK) return rc;
     g->prev_i = g->prev_j = g->prev_ni = -1; /* the buffer's layout is this pair's, stride l */
-    for (int a = 0; a < ni; a++) memcpy(g->gram + (size_t)a * l, diag_i + (size_t)a * ni, sizeof(float) * ni);
-    for (int b = 0; b < nj; b++)
-        memcpy(g->gram + (size_t)(ni + b) * l + ni, diag_j + (size_t)b * nj, sizeof(float) * nj);
+    /*
+     * Copied by every thread of the pair, in row bands: the first pair's copy is also the first touch of most of
+     * the buffer, whose pages the kernel zeroes then (about 0.5 GB/s on the VMs measured), so one thread copying
+     * left the others idle for seconds at 50 000 samples.
+     */
+    sertk_blocks_job job = {g->gram, l, ni, nj, diag_i, diag_j};
+    rc = sertk_parallel_for(n_threads, (l + SERTK_TILE - 1) / SERTK_TILE, sertk_blocks_copy_task, &job);
+    if (rc != SERTK_OK) return rc;
     return sertk_cross_compute(local, ni, nj, g->gram, l, n_threads);
 }
 
@@ -301,7 +355,8 @@ int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj,
 {
     const int l = ni + nj, S = g->maxl;
     if (k->kernel == SERTK_KERNEL_PRECOMPUTED) return SERTK_EINVAL;
-    sertk_pgram_gather(g, k, l, idx, local);
+    int rc = sertk_pgram_gather(g, k, l, idx, n_threads, local);
+    if (rc != SERTK_OK) return rc;
     local->ld = S;
     /* where the shared class's block was (the previous pair's layout) and whether it is this pair's first class */
     int from = -1, shared = -1;
@@ -315,7 +370,6 @@ int sertk_pgram_build_chain(sertk_pgram *g, const sertk_kctx *k, int ci, int cj,
     g->prev_i = -1; /* until this pair's matrix is complete */
     if (shared >= 0) sertk_block_move(g->gram, (size_t)S, from, shared == 0 ? 0 : ni, shared == 0 ? ni : nj);
     /* each class's own block not moved: unpacked when kept, else computed on the Gram path's code */
-    int rc = SERTK_OK;
     for (int side = 0; side < 2 && rc == SERTK_OK; side++) {
         if (side == shared) continue;
         const int cls = side == 0 ? ci : cj, ot = side == 0 ? 0 : ni, no = side == 0 ? ni : nj;
