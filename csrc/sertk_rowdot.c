@@ -1,7 +1,7 @@
 /*
  * sertk_rowdot.c -- a few kernel rows without BLAS: dot products summed in libsvm's order, four columns at a time.
  *
- * The row cache computes one or two rows per miss.  A BLAS product that small spends most of its time packing the
+ * The row cache computes one to four rows per pass.  A BLAS product that small spends most of its time packing the
  * sub-problem's samples (measured: 54 % of a row-cache fit in OpenBLAS's copy routine), and BLAS's matrix-vector
  * path rounds differently from its matrix-matrix path.  Here each value is libsvm's own dot product: a float64 sum
  * over k in order, each term a separate multiply then add (no FMA), exactly what libsvm's dense `dot` computes.
@@ -9,11 +9,12 @@
  * the same k of four columns; each lane is still one sequential sum, so the vector and scalar code give the same
  * bits, on any CPU.
  *
- * Once the cache is full each miss streams every packed sample once for one row (49 MB at 6000 x 1024 in float64),
- * so the path is bound by memory bandwidth (89 % of a 10 000-sample fit with a 50 MB budget in this file).  When
- * every sample value is a float32, as audio embeddings are, panels hold float32 values, widened exactly to float64
- * before each product: the same sums from half the bytes.  Each body below is written once and specialised for
- * the two panel types by an always-inlined loader with a constant flag.
+ * Once the cache is full each miss streams every packed sample once (49 MB at 6000 x 1024 in float64), so the path
+ * is bound by memory bandwidth (89 % of a 10 000-sample fit with a 50 MB budget in this file): up to four rows
+ * asked for together take one pass over the panels, not one pass each.  When every sample value is a float32, as
+ * audio embeddings are, panels hold float32 values, widened exactly to float64 before each product: the same sums
+ * from half the bytes.  Each body below is written once and specialised for the two panel types by an
+ * always-inlined loader with a constant flag.
  */
 #include "sertk_kernel.h"
 
@@ -104,67 +105,66 @@ SERTK_AVX2_INLINE __m256d sertk_pload4(const void *P, size_t i, int f32)
     return f32 ? _mm256_cvtps_pd(_mm_loadu_ps((const float *)P + i)) : _mm256_loadu_pd((const double *)P + i);
 }
 
-/* four rows at a time against one panel: 4 accumulators of 4 lanes, each lane a sequential sum (mul, then add) */
+/*
+ * R rows against Q panels from panel q0 on: R x Q accumulators of four lanes, each lane a sequential sum (multiply,
+ * then add).  R and Q are constants at every call, so the arrays live in registers; eight sums in flight keep both
+ * of a core's add units busy where four left them waiting on the add's latency.
+ */
+SERTK_AVX2_INLINE void sertk_rowdot_tile(int R, int Q, const double *const *a, int d, const void *P, int f32, int q0,
+                                         int nc, double *out, int ldo)
+{
+    __m256d acc[4][8];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < Q; j++) acc[r][j] = _mm256_setzero_pd();
+    const size_t p0 = (size_t)q0 * 4 * d;
+    for (int kk = 0; kk < d; kk++) {
+        __m256d p[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < Q; j++) p[j] = sertk_pload4(P, p0 + (size_t)j * 4 * d + 4 * (size_t)kk, f32);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256d v = _mm256_broadcast_sd(a[r] + kk);
+#pragma GCC unroll 8
+            for (int j = 0; j < Q; j++) acc[r][j] = _mm256_add_pd(acc[r][j], _mm256_mul_pd(v, p[j]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < Q; j++) {
+            double buf[4];
+            _mm256_storeu_pd(buf, acc[r][j]);
+            const int t0 = 4 * (q0 + j);
+            for (int lane = 0; lane < 4 && t0 + lane < nc; lane++) out[(size_t)r * ldo + t0 + lane] = buf[lane];
+        }
+}
+
+/* R rows (a constant) against every panel, Q panels per step, the last panels one at a time: one pass */
+SERTK_AVX2_INLINE void sertk_rowdot_rows(int R, int Q, const double *const *a, int d, const void *P, int f32, int nc,
+                                         double *out, int ldo)
+{
+    const int nq = (nc + 3) / 4;
+    int q = 0;
+    for (; q + Q <= nq; q += Q) sertk_rowdot_tile(R, Q, a, d, P, f32, q, nc, out, ldo);
+    for (; q < nq; q++) sertk_rowdot_tile(R, 1, a, d, P, f32, q, nc, out, ldo);
+}
+
+/*
+ * Every row in one pass over the panels when nb <= 4 (more: one pass per four rows), so that rows asked for
+ * together cost one stream of the samples, not one each: what bounds a miss once the samples outgrow the caches
+ */
 SERTK_AVX2_INLINE void sertk_rowdot_avx2_body(int nb, const double *const *a, int d, const void *P, int f32, int nc,
                                               double *out, int ldo)
 {
-    const int nq = (nc + 3) / 4;
     int r = 0;
-    for (; r + 4 <= nb; r += 4) {
-        const double *a0 = a[r], *a1 = a[r + 1], *a2 = a[r + 2], *a3 = a[r + 3];
-        for (int q = 0; q < nq; q++) {
-            const size_t pq = (size_t)q * 4 * d;
-            __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-            for (int kk = 0; kk < d; kk++) {
-                const __m256d p = sertk_pload4(P, pq + 4 * (size_t)kk, f32);
-                s0 = _mm256_add_pd(s0, _mm256_mul_pd(_mm256_broadcast_sd(a0 + kk), p));
-                s1 = _mm256_add_pd(s1, _mm256_mul_pd(_mm256_broadcast_sd(a1 + kk), p));
-                s2 = _mm256_add_pd(s2, _mm256_mul_pd(_mm256_broadcast_sd(a2 + kk), p));
-                s3 = _mm256_add_pd(s3, _mm256_mul_pd(_mm256_broadcast_sd(a3 + kk), p));
-            }
-            double buf[4][4];
-            _mm256_storeu_pd(buf[0], s0);
-            _mm256_storeu_pd(buf[1], s1);
-            _mm256_storeu_pd(buf[2], s2);
-            _mm256_storeu_pd(buf[3], s3);
-            for (int rr = 0; rr < 4; rr++)
-                for (int lane = 0; lane < 4 && 4 * q + lane < nc; lane++)
-                    out[(size_t)(r + rr) * ldo + 4 * q + lane] = buf[rr][lane];
-        }
-    }
-    /* the rows left (fewer than four): four panels at a time, so that four sums are in flight, not one */
-    for (; r < nb; r++) {
-        const double *a0 = a[r];
-        int q = 0;
-        for (; q + 4 <= nq; q += 4) {
-            const size_t p0 = (size_t)q * 4 * d, p1 = p0 + 4 * (size_t)d, p2 = p1 + 4 * (size_t)d,
-                         p3 = p2 + 4 * (size_t)d;
-            __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-            for (int kk = 0; kk < d; kk++) {
-                const __m256d v = _mm256_broadcast_sd(a0 + kk);
-                const size_t o = 4 * (size_t)kk;
-                s0 = _mm256_add_pd(s0, _mm256_mul_pd(v, sertk_pload4(P, p0 + o, f32)));
-                s1 = _mm256_add_pd(s1, _mm256_mul_pd(v, sertk_pload4(P, p1 + o, f32)));
-                s2 = _mm256_add_pd(s2, _mm256_mul_pd(v, sertk_pload4(P, p2 + o, f32)));
-                s3 = _mm256_add_pd(s3, _mm256_mul_pd(v, sertk_pload4(P, p3 + o, f32)));
-            }
-            double buf[16];
-            _mm256_storeu_pd(buf, s0);
-            _mm256_storeu_pd(buf + 4, s1);
-            _mm256_storeu_pd(buf + 8, s2);
-            _mm256_storeu_pd(buf + 12, s3);
-            for (int t = 0; t < 16 && 4 * q + t < nc; t++) out[(size_t)r * ldo + 4 * q + t] = buf[t];
-        }
-        for (; q < nq; q++) {
-            const size_t pq = (size_t)q * 4 * d;
-            __m256d s0 = _mm256_setzero_pd();
-            for (int kk = 0; kk < d; kk++)
-                s0 = _mm256_add_pd(s0, _mm256_mul_pd(_mm256_broadcast_sd(a0 + kk),
-                                                     sertk_pload4(P, pq + 4 * (size_t)kk, f32)));
-            double buf[4];
-            _mm256_storeu_pd(buf, s0);
-            for (int lane = 0; lane < 4 && 4 * q + lane < nc; lane++) out[(size_t)r * ldo + 4 * q + lane] = buf[lane];
-        }
+    for (; r + 4 <= nb; r += 4) sertk_rowdot_rows(4, 2, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo);
+    switch (nb - r) {
+    case 3: sertk_rowdot_rows(3, 2, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
+    case 2: sertk_rowdot_rows(2, 4, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
+    case 1: sertk_rowdot_rows(1, 8, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
+    default: break;
     }
 }
 

@@ -141,6 +141,9 @@ cdef extern from "sertk_kernel.h" nogil:
     void sertk_rbf_row_f64(int n, double *dot, const double *sq, double sqi, double gamma)
     void sertk_rbf_row_f64_scalar(int n, double *dot, const double *sq, double sqi, double gamma)
     int sertk_vexp_enabled()
+    size_t sertk_panel_bytes(int nc, int d, int f32)
+    void sertk_panel_pack(void *P, int f32, const double *X, const int *rows, int nc, int d)
+    void sertk_rowdot(int nb, const double *const *a, int d, const void *P, int f32, int nc, double *out, int ldo)
 
 
 KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed": SERTK_KERNEL_PRECOMPUTED}
@@ -648,6 +651,28 @@ def _rbf_values(const double[::1] dot, const double[::1] sq, double sqi, double 
         sertk_rbf_row_scalar(<int>n, &dot[0], &sq[0], sqi, gamma, &o32[0])
     else:
         sertk_rbf_row(<int>n, &dot[0], &sq[0], sqi, gamma, &o32[0])
+    return out
+
+
+def _rowdot(const double[:, ::1] A, const double[:, ::1] X, bint f32=False):
+    """``A @ X.T`` as the row cache computes it (``csrc/sertk_rowdot.c``): each value libsvm's dot product, a
+    float64 sum in k order of separate products, from X packed in float64 or (``f32``, X's values must be float32
+    values) float32 panels, all rows of A in passes of four.  For the tests."""
+    cdef int nb = <int>A.shape[0], nc = <int>X.shape[0], d = <int>A.shape[1]
+    if X.shape[1] != d or nb == 0 or nc == 0 or d == 0:
+        raise ValueError("A and X must be non-empty with the same number of columns")
+    panel = np.zeros(sertk_panel_bytes(nc, d, f32), dtype=np.uint8)
+    cdef unsigned char[::1] P = panel
+    rows = np.empty(nb, dtype=np.uintp)
+    cdef size_t[::1] rp = rows
+    cdef Py_ssize_t r
+    for r in range(nb):
+        rp[r] = <size_t>&A[r, 0]
+    out = np.empty((nb, nc), dtype=np.float64)
+    cdef double[:, ::1] o = out
+    with nogil:
+        sertk_panel_pack(&P[0], f32, &X[0, 0], NULL, nc, d)
+        sertk_rowdot(nb, <const double *const *>&rp[0], d, &P[0], f32, nc, &o[0, 0], nc)
     return out
 
 

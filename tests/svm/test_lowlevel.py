@@ -118,6 +118,31 @@ def test_sigmoid_train_minimises_platts_objective():
     np.testing.assert_allclose([A, B], best.x, atol=1e-4)
 
 
+def _libsvm_dot(A, X):
+    # libsvm's dense dot for every pair: a float64 sum in k order, each term a product rounded on its own (NumPy
+    # rounds A * X before adding it: no fused multiply-add), so equality below is exact on any CPU
+    out = np.zeros((A.shape[0], X.shape[0]))
+    for kk in range(A.shape[1]):
+        out += A[:, kk, None] * X[None, :, kk]
+    return out
+
+
+@pytest.mark.parametrize("f32", [False, True])
+@pytest.mark.parametrize("nb", [1, 2, 3, 4, 5, 6, 7, 9])
+def test_rowdot_is_libsvms_dot_for_every_tile_shape(nb, f32):
+    # the row cache's kernel rows (csrc/sertk_rowdot.c): one, two, three or four rows per pass over the packed
+    # samples, each shape with its own number of panels per step and the panels left over one at a time, and
+    # column counts that leave part of the last four-column panel empty: every value must be libsvm's own sum, bit
+    # for bit (the same sequence of IEEE operations whichever shape or vector width computes it)
+    rng = np.random.default_rng(nb)
+    for nc, d in [(1, 3), (5, 1), (31, 7), (36, 16), (37, 50), (70, 9)]:
+        A = rng.standard_normal((nb, d))
+        X = rng.standard_normal((nc, d))
+        if f32:  # float32 panels take samples whose values are float32 values (the rows A stay float64)
+            X = X.astype(np.float32).astype(np.float64)
+        assert_array_equal(_nusvm._rowdot(A, X, f32), _libsvm_dot(A, X), err_msg=f"nc={nc} d={d}")
+
+
 def test_readable_import_error_when_the_core_is_not_built(tmp_path):
     import shutil
     import subprocess
