@@ -513,7 +513,47 @@ void sertk_rcache_widen(sertk_rcache *c)
     c->epoch++;
 }
 
-/* compute rows blk[0..nb) of the current sub-problem into the cache */
+/* one pass over the samples: the rows of blk[0..nb) at columns of a part, dot products then kernel values */
+typedef struct {
+    sertk_rcache *c;
+    const sertk_kctx *k;
+    int nb, all, nc;
+    int slot[SERTK_RCACHE_MAXBLOCK];
+} sertk_fill_job;
+
+/* columns [t0, t1) of every row; t0 a multiple of 4 (a panel's first column) */
+static void sertk_fill_cols(const sertk_fill_job *f, int t0, int t1)
+{
+    sertk_rcache *c = f->c;
+    const sertk_kctx *k = f->k;
+    const int d = k->d, nc = f->nc;
+    if (t1 <= t0) return;
+    const size_t esz = k->x_f32 ? sizeof(float) : sizeof(double);
+    const char *P = (const char *)(f->all ? c->pfull : c->pg) + (size_t)t0 * d * esz; /* panel t0 / 4 */
+    sertk_rowdot(f->nb, c->arow, d, P, k->x_f32, t1 - t0, c->obuf + t0, nc);
+    for (int r = 0; r < f->nb; r++) {
+        float *row = c->arena + (size_t)f->slot[r] * c->maxl;
+        const double *o = c->obuf + (size_t)r * nc;
+        const double sqa = c->sqsub[c->blk[r]];
+        if (f->all)
+            for (int b = t0; b < t1; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
+        else
+            for (int t = t0; t < t1; t++) row[c->gcol[t]] = (float)sertk_kval(k, o[t], sqa, c->sqg[t]);
+    }
+}
+
+static void sertk_fill_part(void *ctx, int part, int nparts)
+{
+    const sertk_fill_job *f = ctx;
+    const int nq = (f->nc + 3) / 4; /* panels, split evenly */
+    const int q0 = (int)((long long)nq * part / nparts), q1 = (int)((long long)nq * (part + 1) / nparts);
+    sertk_fill_cols(f, 4 * q0, 4 * q1 < f->nc ? 4 * q1 : f->nc);
+}
+
+/* passes of at least this many columns are split over the cache's team (a part then takes milliseconds) */
+#define SERTK_FILL_TEAM_MIN 512
+
+/* compute rows blk[0..nb) (nb <= block) of the current sub-problem into the cache, in one pass over the samples */
 void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
 {
     const int l = c->l;
@@ -529,25 +569,22 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
         sertk_report_values(k->progress, (long long)nb * l);
         return;
     }
-    const int d = k->d;
-    const int all = full || c->ng == l;
-    const int nc = all ? l : c->ng;
-    for (int r = 0; r < nb; r++) c->arow[r] = k->X + (size_t)c->gidx[c->blk[r]] * d;
-    sertk_rowdot(nb, c->arow, d, all ? c->pfull : c->pg, k->x_f32, nc, c->obuf, nc);
+    sertk_fill_job f;
+    f.c = c;
+    f.k = k;
+    f.nb = nb;
+    f.all = full || c->ng == l;
+    f.nc = f.all ? l : c->ng;
     for (int r = 0; r < nb; r++) {
-        int a = c->blk[r];
-        const int slot = sertk_rcache_slot(c, a);
-        float *row = c->arena + (size_t)slot * c->maxl;
-        const double *o = c->obuf + (size_t)r * nc;
-        const double sqa = c->sqsub[a];
-        if (all) {
-            for (int b = 0; b < l; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
-            c->slot_epoch[slot] = -1;
-        } else {
-            for (int t = 0; t < nc; t++) row[c->gcol[t]] = (float)sertk_kval(k, o[t], sqa, c->sqg[t]);
-            c->slot_epoch[slot] = c->epoch;
-        }
-        row[a] = (float)k->qd[c->gidx[a]];
+        const int a = c->blk[r];
+        c->arow[r] = k->X + (size_t)c->gidx[a] * k->d;
+        f.slot[r] = sertk_rcache_slot(c, a);
+        c->slot_epoch[f.slot[r]] = f.all ? -1 : c->epoch;
     }
-    sertk_report_values(k->progress, (long long)nb * nc);
+    sertk_team_run(f.nc >= SERTK_FILL_TEAM_MIN ? c->team : NULL, sertk_fill_part, &f);
+    for (int r = 0; r < nb; r++) {
+        const int a = c->blk[r];
+        c->arena[(size_t)f.slot[r] * c->maxl + a] = (float)k->qd[c->gidx[a]];
+    }
+    sertk_report_values(k->progress, (long long)nb * f.nc);
 }

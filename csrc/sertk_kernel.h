@@ -68,6 +68,7 @@ typedef struct {
     double *sqg;     /* maxl */
     int epoch;
     int *slot_epoch; /* [cap] the epoch a slot's row was computed in over gathered columns, or -1: all columns */
+    sertk_team *team; /* threads a pass over the samples is split over, by columns (the worker's team), or NULL */
 } sertk_rcache;
 
 /*

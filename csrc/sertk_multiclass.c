@@ -418,12 +418,10 @@ static void sertk_class_weights(int n, const int *y, const double *w, int k, dou
     for (int i = 0; i < n; i++) cnt[y[i]] += w[i]; /* summed in sample order, as libsvm's check */
 }
 
-/* SERTK_MIN_CACHE_ROWS rows of the largest sub-problem (max_pair samples) for each of min(n_threads, pairs) workers */
-static double sertk_min_cache_of(int n_classes, int max_pair, int n_threads)
+/* SERTK_MIN_CACHE_ROWS rows of the largest sub-problem (max_pair samples): the row cache's one worker */
+static double sertk_min_cache_of(int max_pair)
 {
-    const int pairs = n_classes * (n_classes - 1) / 2;
-    const int workers = n_threads < pairs ? n_threads : pairs;
-    return (double)workers * SERTK_MIN_CACHE_ROWS * (double)max_pair * sizeof(float);
+    return SERTK_MIN_CACHE_ROWS * (double)max_pair * sizeof(float);
 }
 
 double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads)
@@ -450,7 +448,7 @@ double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_thr
         }
     }
     free(count);
-    return sertk_min_cache_of(n_classes, first + second, n_threads);
+    return sertk_min_cache_of(first + second);
 }
 
 #define SERTK_BLOCKS_OVER (128.0 * 1048576.0)
@@ -471,7 +469,7 @@ int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_p
             if (count[i] + count[j] > plan->max_pair) plan->max_pair = count[i] + count[j];
     plan->gram_bytes = n * n * sizeof(float);
     plan->pair_bytes = (double)plan->max_pair * (double)plan->max_pair * sizeof(float);
-    plan->min_cache_bytes = sertk_min_cache_of(n_classes, plan->max_pair, par->n_threads);
+    plan->min_cache_bytes = sertk_min_cache_of(plan->max_pair);
     /*
      * On one thread and above SERTK_BLOCKS_OVER bytes of Gram matrix, the class blocks (every class's own block
      * computed once, then each pair's matrix from its two classes' blocks and its cross block) come first when they
@@ -514,8 +512,15 @@ int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_p
             }
         }
     }
-    /* threads beyond one per worker split each solver's loops (Gram and pair modes) */
-    plan->team_parts = plan->kernel_mode == SERTK_KMODE_CACHE ? 1 : par->n_threads / plan->n_work;
+    /*
+     * Row cache: one pair at a time with every thread and the whole budget, not one pair per thread with a share
+     * each.  A miss is a pass over the pair's samples, split over the team by columns, and twice the rows cached
+     * means far fewer misses: two threads, 20 000 x 1024 with 346 MB, 33.2/35.6 s against 50.1/54.6 s for two
+     * workers (Zen 4), and 1.2 against 1.5 s at 3000 with 3 MB (benchmarks/RESULTS-nusvm.md, sixth pass).
+     */
+    if (plan->kernel_mode == SERTK_KMODE_CACHE) plan->n_work = 1;
+    /* threads beyond one per worker split each solver's loops (and, in cache mode, each pass over the samples) */
+    plan->team_parts = par->n_threads / plan->n_work;
     if (plan->kernel_mode == SERTK_KMODE_CACHE && par->cache_bytes < plan->min_cache_bytes) return SERTK_EBUDGET;
     return SERTK_OK;
 }

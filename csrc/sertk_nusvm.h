@@ -172,8 +172,9 @@ double sertk_nusvm_max_feasible_nu(int n, const int *y, const double *weight, in
 
 /*
  * The least params.cache_bytes a fit of these labels can run in: SERTK_MIN_CACHE_ROWS kernel rows of the largest
- * one-vs-one sub-problem for each worker thread (min(n_threads, pairs) of them).  Below it, sertk_nusvm_fit
- * returns SERTK_EBUDGET instead of exceeding the budget.  Returns -1 for invalid arguments.
+ * one-vs-one sub-problem, whatever n_threads (the row cache solves one sub-problem at a time, its threads sharing
+ * each pass; n_threads is only checked).  Below it, sertk_nusvm_fit returns SERTK_EBUDGET instead of exceeding the
+ * budget.  Returns -1 for invalid arguments.
  */
 #define SERTK_MIN_CACHE_ROWS 4
 double sertk_nusvm_min_cache_bytes(int n, const int *y, int n_classes, int n_threads);

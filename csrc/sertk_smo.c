@@ -576,6 +576,16 @@ static inline sertk_team *sertk_team_for(const sertk_solver *s, int n)
     return n >= SERTK_TEAM_MIN ? s->team : NULL;
 }
 
+/*
+ * For the loops that fetch rows inside their parts (the first gradient, the reconstruction): in cache mode a fetch
+ * may compute rows, and the cache is not shared between threads, so those loops run whole, each pass over the
+ * samples then split over the team by columns (sertk_rcache_fill); in Gram and pair modes rows are pointers.
+ */
+static inline sertk_team *sertk_team_for_rows(const sertk_solver *s, int n)
+{
+    return s->cache != NULL ? NULL : sertk_team_for(s, n);
+}
+
 static int sertk_job_parts(sertk_job *jb, sertk_team *team)
 {
     sertk_team_run(team, sertk_job_part, jb);
@@ -698,7 +708,7 @@ static void sertk_reconstruct_gradient(sertk_solver *s)
     jb.n = l - as;
     jb.free_pos = fr;
     jb.n_free = nf;
-    sertk_job_parts(&jb, sertk_team_for(s, l));
+    sertk_job_parts(&jb, sertk_team_for_rows(s, l));
 }
 
 static inline int sertk_be_shrunk(const sertk_solver *s, int i, double Gmax1, double Gmax2, double Gmax3,
@@ -858,9 +868,10 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
         rc = sertk_pgram_init(&w->pgram, k, maxl);
         w->has_pgram = rc == SERTK_OK;
     }
-    /* a team only where rows are pointers into a matrix; without one (threads refused) the solver runs alone */
-    if (rc == SERTK_OK && kernel_mode != SERTK_KMODE_CACHE && team_parts >= 2)
+    /* without a team (one thread, or threads refused) the solver and its row cache run alone */
+    if (rc == SERTK_OK && team_parts >= 2)
         w->team = sertk_team_start(team_parts < SERTK_TEAM_MAXPARTS ? team_parts : SERTK_TEAM_MAXPARTS);
+    if (w->has_cache) w->cache.team = w->team;
     if (rc != SERTK_OK) sertk_work_free(w);
     return rc;
 }
@@ -893,7 +904,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
     s->k = k;
     s->gidx = gidx;
     s->cache = w->has_cache ? &w->cache : NULL;
-    s->team = s->cache ? NULL : w->team; /* rows from the cache are computed on demand: one thread */
+    s->team = w->team;
     if (s->cache) sertk_rcache_reset(s->cache, k, l, gidx);
 
     for (int i = 0; i < l; i++) {
@@ -912,7 +923,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
         jb.s = s;
         jb.op = SERTK_JOB_INIT;
         jb.n = l;
-        sertk_job_parts(&jb, sertk_team_for(s, l));
+        sertk_job_parts(&jb, sertk_team_for_rows(s, l));
     }
     if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
 

@@ -364,13 +364,11 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             raise
         except _nusvm.KernelBudgetError:
             need_mb = _round_up(plan["min_cache_bytes"] / 2**20)
-            workers = plan["n_work"]
             raise ValueError(
                 f"cache_size={self.cache_size!r} MiB is too small for this training set: the whole Gram matrix "
                 f"needs {plan['gram_bytes'] / 2**20:.1f} MiB and the kernel-row cache at least {need_mb:g} MiB "
-                f"({_nusvm.MIN_CACHE_ROWS} rows of the largest class pair per worker thread, {workers} worker"
-                f"{'s' if workers > 1 else ''}); raise cache_size to at least {need_mb:g}"
-                + (", or use fewer n_jobs" if workers > 1 else "")
+                f"({_nusvm.MIN_CACHE_ROWS} rows of the largest class pair, {plan['max_pair']} samples); raise "
+                f"cache_size to at least {need_mb:g}"
             ) from None
         except _nusvm.InfeasibleNuError:
             wsum = np.zeros(k)

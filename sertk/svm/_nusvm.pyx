@@ -194,7 +194,7 @@ cdef int _check(int rc) except -1:
 
 def min_cache_bytes(const int[::1] y, int n_classes, int n_threads=1):
     """The least ``cache_bytes`` a fit of labels ``y`` runs in when the Gram matrix does not fit: a few kernel rows
-    of the largest one-vs-one sub-problem per worker thread."""
+    of the largest one-vs-one sub-problem, whatever ``n_threads`` (the row cache's threads share one cache)."""
     if y.shape[0] < 1:
         raise ValueError("y is empty")
     cdef double need = sertk_nusvm_min_cache_bytes(<int>y.shape[0], &y[0], n_classes, n_threads)
