@@ -550,7 +550,11 @@ static void sertk_fill_part(void *ctx, int part, int nparts)
     sertk_fill_cols(f, 4 * q0, 4 * q1 < f->nc ? 4 * q1 : f->nc);
 }
 
-/* passes of at least this many columns are split over the cache's team (a part then takes milliseconds) */
+/*
+ * Passes of at least this many columns are split over the cache's team: a part is then 128 columns or more, tens of
+ * microseconds at d = 1024, against a few for a team job.  At 2048 two threads lost to two workers on pairs of
+ * 2700 and 1800 samples (RESULTS-nusvm.md, sixth pass); at 512 they won.
+ */
 #define SERTK_FILL_TEAM_MIN 512
 
 /* compute rows blk[0..nb) (nb <= block) of the current sub-problem into the cache, in one pass over the samples */

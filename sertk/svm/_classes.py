@@ -147,9 +147,10 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         enabling :meth:`predict_proba`.  The folds are drawn from ``random_state``.
     cache_size : float, default=1024
         Memory budget for kernel values, in MiB, never exceeded.  The whole training Gram matrix (4 n^2 bytes) is
-        used when it fits; otherwise each worker keeps an LRU cache of kernel rows of this size divided by the
-        workers.  A budget below a few rows of the largest class pair per worker raises ``ValueError`` with the
-        size needed (libsvm silently takes more).
+        used when it fits, else each one-vs-one pair's own matrix, as many pairs at a time as fit; below one pair's
+        matrix, one LRU cache of kernel rows of this size serves one pair at a time, its ``n_jobs`` threads sharing
+        each pass over the samples (docs/svm.md, 'Kernel values').  A budget below a few rows of the largest class pair
+        raises ``ValueError`` with the size needed (libsvm silently takes more).
     class_weight : dict, "balanced" or None, default=None
         Multiplies the per-sample upper bounds of class c by ``class_weight[c]``, exactly like a sample weight.
         Unlike :class:`sklearn.svm.NuSVC`, which accepts the parameter but whose solver ignores it, this acts on
