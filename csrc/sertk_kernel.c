@@ -528,8 +528,8 @@ static void sertk_fill_cols(const sertk_fill_job *f, int t0, int t1)
     const sertk_kctx *k = f->k;
     const int d = k->d, nc = f->nc;
     if (t1 <= t0) return;
-    const size_t esz = k->x_f32 ? sizeof(float) : sizeof(double);
-    const char *P = (const char *)(f->all ? c->pfull : c->pg) + (size_t)t0 * d * esz; /* panel t0 / 4 */
+    /* panel t0 / 4 starts where the panels of columns 0..t0 end */
+    const char *P = (const char *)(f->all ? c->pfull : c->pg) + sertk_panel_bytes(t0, d, k->x_f32);
     sertk_rowdot(f->nb, c->arow, d, P, k->x_f32, t1 - t0, c->obuf + t0, nc);
     for (int r = 0; r < f->nb; r++) {
         float *row = c->arena + (size_t)f->slot[r] * c->maxl;

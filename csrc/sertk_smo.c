@@ -1050,7 +1050,10 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
             const double Cx[2] = {Ci, Cj};
             for (int x = 0; x < 2; x++) {
                 if (!moved[x]) continue;
-                /* a cached row is fetched only once the one before it is used (it may take its slot) */
+                /*
+                 * Alone, each row is used before the next is fetched; a team holds both, which the row cache allows:
+                 * a fetch evicts only its oldest rows and it holds at least SERTK_MIN_CACHE_ROWS.
+                 */
                 if (s->team == NULL) jb.n_gbar = 0;
                 sertk_gbar_in *g = &jb.gbar_in[jb.n_gbar++];
                 g->R = sertk_row_full(s, var[x]);

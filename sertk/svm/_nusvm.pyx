@@ -144,6 +144,7 @@ cdef extern from "sertk_kernel.h" nogil:
     size_t sertk_panel_bytes(int nc, int d, int f32)
     void sertk_panel_pack(void *P, int f32, const double *X, const int *rows, int nc, int d)
     void sertk_rowdot(int nb, const double *const *a, int d, const void *P, int f32, int nc, double *out, int ldo)
+    int sertk_all_float32(const double *x, size_t n)
 
 
 KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed": SERTK_KERNEL_PRECOMPUTED}
@@ -661,6 +662,8 @@ def _rowdot(const double[:, ::1] A, const double[:, ::1] X, bint f32=False):
     cdef int nb = <int>A.shape[0], nc = <int>X.shape[0], d = <int>A.shape[1]
     if X.shape[1] != d or nb == 0 or nc == 0 or d == 0:
         raise ValueError("A and X must be non-empty with the same number of columns")
+    if f32 and not sertk_all_float32(&X[0, 0], <size_t>nc * d):
+        raise ValueError("f32=True packs X in float32: every value of X must be a float32 value")
     panel = np.zeros(sertk_panel_bytes(nc, d, f32), dtype=np.uint8)
     cdef unsigned char[::1] P = panel
     rows = np.empty(nb, dtype=np.uintp)

@@ -143,6 +143,13 @@ def test_rowdot_is_libsvms_dot_for_every_tile_shape(nb, f32):
         assert_array_equal(_nusvm._rowdot(A, X, f32), _libsvm_dot(A, X), err_msg=f"nc={nc} d={d}")
 
 
+def test_rowdot_refuses_float32_panels_for_values_that_are_not_float32():
+    # a float32 panel would round such values silently: the hook must say so, as fit only packs float32 values
+    X = np.full((4, 3), 0.1)  # 0.1 is not a float32 value
+    with pytest.raises(ValueError, match="float32 value"):
+        _nusvm._rowdot(np.ones((1, 3)), X, True)
+
+
 def test_readable_import_error_when_the_core_is_not_built(tmp_path):
     import shutil
     import subprocess
