@@ -120,7 +120,8 @@ def test_sigmoid_train_minimises_platts_objective():
 
 def _libsvm_dot(A, X):
     # libsvm's dense dot for every pair: a float64 sum in k order, each term a product rounded on its own (NumPy
-    # rounds A * X before adding it: no fused multiply-add), so equality below is exact on any CPU
+    # rounds A * X before adding it; the core is built with -ffp-contract=off and its vector code multiplies, then
+    # adds): the same IEEE operations in the same order on both sides, so equality below is exact on any CPU
     out = np.zeros((A.shape[0], X.shape[0]))
     for kk in range(A.shape[1]):
         out += A[:, kk, None] * X[None, :, kk]
