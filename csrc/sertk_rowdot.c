@@ -107,8 +107,15 @@ SERTK_AVX2_INLINE __m256d sertk_pload4(const void *P, size_t i, int f32)
 
 /*
  * R rows against Q panels from panel q0 on: R x Q accumulators of four lanes, each lane a sequential sum (multiply,
- * then add).  R and Q are constants at every call, so the arrays live in registers; eight sums in flight keep both
- * of a core's add units busy where four left them waiting on the add's latency.
+ * then add).  R and Q are constants at every call, so the arrays live in registers; eight or nine sums in flight
+ * keep both of a core's add units busy where four left them waiting on the add's latency.
+ *
+ * While it computes, the tile brings the next tile's panels (the Q panels after its own, contiguous) into L2, a
+ * 64-byte line at a time spread over its k loop.  Without this a pass of two to four rows ran its arithmetic and its
+ * stream from memory one after the other: at 12 000 x 1024 float32 samples, 4 rows took 4.4 ms, the arithmetic alone
+ * 2.3 ms and the stream alone (one row) 1.9 ms; with it 2.7-3.2 ms, and one row 1.4-1.8 ms (RESULTS-nusvm.md,
+ * seventh pass).  Into L1 (_MM_HINT_T0) it slowed one-row passes; two tiles ahead was no better than one.  A
+ * prefetch changes no value.
  */
 SERTK_AVX2_INLINE void sertk_rowdot_tile(int R, int Q, const double *const *a, int d, const void *P, int f32, int q0,
                                          int nc, double *out, int ldo)
@@ -119,7 +126,19 @@ SERTK_AVX2_INLINE void sertk_rowdot_tile(int R, int Q, const double *const *a, i
 #pragma GCC unroll 8
         for (int j = 0; j < Q; j++) acc[r][j] = _mm256_setzero_pd();
     const size_t p0 = (size_t)q0 * 4 * d;
+    const size_t esz = f32 ? sizeof(float) : sizeof(double);
+    const size_t pstep = (size_t)Q * 4 * esz; /* bytes of the next tile per k: 16 to 256 */
+    const int nq = (nc + 3) / 4;
+    const char *next = q0 + 2 * Q <= nq ? (const char *)P + (p0 + (size_t)Q * 4 * d) * esz : NULL;
     for (int kk = 0; kk < d; kk++) {
+        if (next != NULL) {
+            const char *at = next + (size_t)kk * pstep;
+            if (pstep >= 64) {
+                for (size_t z = 0; z < pstep; z += 64) _mm_prefetch(at + z, _MM_HINT_T1);
+            } else if (kk % (int)(64 / pstep) == 0) { /* 16 or 32 bytes a k: one line every 4 or 2; 48: every k */
+                _mm_prefetch(at, _MM_HINT_T1);
+            }
+        }
         __m256d p[8];
 #pragma GCC unroll 8
         for (int j = 0; j < Q; j++) p[j] = sertk_pload4(P, p0 + (size_t)j * 4 * d + 4 * (size_t)kk, f32);
@@ -161,7 +180,7 @@ SERTK_AVX2_INLINE void sertk_rowdot_avx2_body(int nb, const double *const *a, in
     int r = 0;
     for (; r + 4 <= nb; r += 4) sertk_rowdot_rows(4, 2, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo);
     switch (nb - r) {
-    case 3: sertk_rowdot_rows(3, 2, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
+    case 3: sertk_rowdot_rows(3, 3, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break; /* 3 x 2 waited */
     case 2: sertk_rowdot_rows(2, 4, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
     case 1: sertk_rowdot_rows(1, 8, a + r, d, P, f32, nc, out + (size_t)r * ldo, ldo); break;
     default: break;
