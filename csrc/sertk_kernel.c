@@ -426,7 +426,7 @@ int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double bud
     if (cap < SERTK_MIN_CACHE_ROWS) return SERTK_EBUDGET;
     c->cap = cap;
     c->maxl = maxl;
-    /* rows per pass while the cache fills (sertk_rowdot computes four at a time); at least 2 slots stay free */
+    /* rows per pass for rows read for certain (sertk_rows_ahead: up to four); at least 2 slots stay free */
     c->block = cap - 2 < SERTK_RCACHE_MAXBLOCK ? cap - 2 : SERTK_RCACHE_MAXBLOCK;
     c->arena = SERTK_NEW(float, (size_t)cap * maxl);
     c->slot_of = SERTK_NEW(int, maxl);
@@ -460,7 +460,6 @@ void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *
     c->l = l;
     c->gidx = gidx;
     c->nfill = 0;
-    c->cursor = 0;
     c->ng = l;
     c->epoch = 0;
     for (int i = 0; i < l; i++) c->slot_of[i] = -1;

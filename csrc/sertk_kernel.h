@@ -40,11 +40,10 @@ static inline double sertk_kval(const sertk_kctx *k, double dot, double sqi, dou
 typedef struct {
     int cap;        /* row slots */
     int maxl;       /* slot length */
-    int block;      /* rows computed per BLAS call */
+    int block;      /* most rows computed in one pass over the samples */
     int l;          /* current sub-problem size */
     const int *gidx;/* current sub-problem: position -> grouped index */
     int nfill;
-    int cursor;     /* where the prefetch scan resumes */
     float *arena;   /* cap x maxl */
     int *slot_of;   /* [maxl] sub index -> slot or -1 */
     int *orig_of;   /* [cap] slot -> sub index */

@@ -54,36 +54,21 @@ static inline void sertk_part_range(int n, int part, int nparts, int *t0, int *t
 }
 
 /* the row of sub-problem index orig, valid at every column (full) or at the active ones */
-static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, const sertk_solver *s, int orig, int full)
+static const float *sertk_rcache_get(sertk_rcache *c, const sertk_kctx *k, int orig, int full)
 {
-    int slot = c->slot_of[orig];
-    if (sertk_rcache_valid(c, orig, full)) {
-        sertk_lru_unlink(c, slot);
-        sertk_lru_push(c, slot);
-        return c->arena + (size_t)slot * c->maxl;
+    if (!sertk_rcache_valid(c, orig, full)) {
+        /*
+         * Miss: this row alone (libsvm's dot products, sertk_rowdot.c).  Until the seventh pass a miss also computed
+         * up to three uncached active rows in position order while the cache had free slots; with passes of two to
+         * four rows no longer twice the cost of one (the rowdot tiles' prefetch), those guesses lost: half of them
+         * were evicted or left unread, and without them 10 000 x 1024 with 50 MB computed 95 M values instead of
+         * 127 M (10.4 -> 8.9 s), 20 000 with 346 MB on two threads 302 M instead of 490 M (19.9 -> 17.5 s).
+         */
+        c->blk[0] = orig;
+        sertk_rcache_fill(c, k, 1, full);
     }
-    /*
-     * Miss: compute this row (libsvm's dot products, sertk_rowdot.c).  While the cache has free slots, the next
-     * rows not yet cached of active variables in position order come in the same pass over the samples (up to
-     * c->block rows); once it is full, only the row asked for: a guessed row evicts one the solver is about to read
-     * again (measured at 3000 x 1024: guessing the most violating variables' rows was slower at a quarter and at
-     * 60 % of the rows in the cache).
-     */
-    int nb = 0;
-    c->blk[nb++] = orig;
-    const int as = s != NULL ? s->active_size : 0;
-    if (as > 0 && c->nfill + c->block <= c->cap) {
-        int pos = c->cursor % as;
-        for (int cnt = 0; cnt < as && nb < c->block; cnt++) {
-            int o = s->aset[pos];
-            if (!sertk_rcache_valid(c, o, full) && o != orig) c->blk[nb++] = o;
-            if (++pos == as) pos = 0;
-        }
-        c->cursor = pos;
-    }
-    sertk_rcache_fill(c, k, nb, full);
-    /* the requested row must be the newest: the caller may hold it while fetching one more row */
-    slot = c->slot_of[orig];
+    /* the row is made the newest: the caller may hold it while fetching one more row */
+    const int slot = c->slot_of[orig];
     sertk_lru_unlink(c, slot);
     sertk_lru_push(c, slot);
     return c->arena + (size_t)slot * c->maxl;
@@ -94,7 +79,7 @@ static inline const float *sertk_row_of(sertk_solver *s, int pos, int full)
 {
     int o = s->aset[pos];
     if (s->cache == NULL) return s->k->gram + (size_t)s->gidx[o] * s->k->ld;
-    return sertk_rcache_get(s->cache, s->k, s, o, full);
+    return sertk_rcache_get(s->cache, s->k, o, full);
 }
 
 /*
