@@ -405,14 +405,13 @@ void sertk_rcache_free(sertk_rcache *c)
     free(c->prev);
     free(c->next);
     free(c->pfull);
-    free(c->sqsub);
+    free(c->perm);
+    free(c->pcol);
+    free(c->sqp);
+    free(c->prow);
     free(c->arow);
     free(c->obuf);
     free(c->blk);
-    free(c->gcol);
-    free(c->grow);
-    free(c->pg);
-    free(c->sqg);
     free(c->slot_epoch);
     memset(c, 0, sizeof(*c));
 }
@@ -438,14 +437,13 @@ int sertk_rcache_init(sertk_rcache *c, const sertk_kctx *k, int maxl, double bud
     int ok = c->arena && c->slot_of && c->orig_of && c->prev && c->next && c->blk && c->slot_epoch;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
         c->pfull = sertk_alloc(sertk_panel_bytes(maxl, k->d, k->x_f32), 1);
-        c->sqsub = SERTK_NEW(double, maxl);
+        c->perm = SERTK_NEW(int, maxl);
+        c->pcol = SERTK_NEW(int, maxl);
+        c->sqp = SERTK_NEW(double, maxl);
+        c->prow = SERTK_NEW(int, maxl);
         c->arow = (const double **)sertk_alloc((size_t)c->block, sizeof(const double *));
         c->obuf = SERTK_NEW(double, (size_t)c->block * maxl);
-        c->gcol = SERTK_NEW(int, maxl);
-        c->grow = SERTK_NEW(int, maxl);
-        c->pg = sertk_alloc(sertk_panel_bytes(maxl, k->d, k->x_f32), 1);
-        c->sqg = SERTK_NEW(double, maxl);
-        ok = ok && c->pfull && c->sqsub && c->arow && c->obuf && c->gcol && c->grow && c->pg && c->sqg;
+        ok = ok && c->pfull && c->perm && c->pcol && c->sqp && c->prow && c->arow && c->obuf;
     }
     if (!ok) {
         sertk_rcache_free(c);
@@ -466,7 +464,10 @@ void sertk_rcache_reset(sertk_rcache *c, const sertk_kctx *k, int l, const int *
     c->next[c->cap] = c->prev[c->cap] = c->cap;
     if (k->kernel != SERTK_KERNEL_PRECOMPUTED) {
         sertk_panel_pack(c->pfull, k->x_f32, k->X, gidx, l, k->d);
-        for (int i = 0; i < l; i++) c->sqsub[i] = k->sq[gidx[i]];
+        for (int i = 0; i < l; i++) {
+            c->perm[i] = c->pcol[i] = i;
+            c->sqp[i] = k->sq[gidx[i]];
+        }
     }
 }
 
@@ -493,15 +494,34 @@ static int sertk_rcache_slot(sertk_rcache *c, int orig)
 
 void sertk_rcache_narrow(sertk_rcache *c, const sertk_kctx *k, int as, const int *active)
 {
-    /* a new gathering packs as x d values: only when it cuts the columns of later rows by 30 % or more */
-    if (k->kernel == SERTK_KERNEL_PRECOMPUTED || 10LL * as > 7LL * c->ng) return;
+    /* a new gathering repacks the prefix, ng x d values: only when it cuts the columns of later rows by 30 % or more */
+    const int ng = c->ng;
+    if (k->kernel == SERTK_KERNEL_PRECOMPUTED || 10LL * as > 7LL * ng) return;
+    /*
+     * The new prefix: the active variables (all within the old prefix: the active set only shrank since it was
+     * gathered), then the rest of the old prefix; columns from ng on keep their places.  pcol marks the active ones.
+     */
+    for (int t = 0; t < as; t++)
+        if (c->pcol[active[t]] >= ng) return; /* cannot happen (see above); rows stay over the old prefix */
+
+    int *order = c->prow;
     for (int t = 0; t < as; t++) {
-        const int o = active[t];
-        c->gcol[t] = o;
-        c->grow[t] = c->gidx[o];
-        c->sqg[t] = c->sqsub[o];
+        order[t] = active[t];
+        c->pcol[active[t]] = -1;
     }
-    sertk_panel_pack(c->pg, k->x_f32, k->X, c->grow, as, k->d);
+    int n = as;
+    for (int t = 0; t < ng; t++)
+        if (c->pcol[c->perm[t]] != -1) order[n++] = c->perm[t];
+    for (int t = 0; t < ng; t++) {
+        const int o = order[t];
+        c->perm[t] = o;
+        c->pcol[o] = t;
+        c->sqp[t] = k->sq[c->gidx[o]];
+    }
+    /* repack the panels holding the prefix, up to a whole panel (its last columns are packed as they were) */
+    const int np = ng + 3 < c->l ? (ng + 3) / 4 * 4 : c->l;
+    for (int t = 0; t < np; t++) c->prow[t] = c->gidx[c->perm[t]];
+    sertk_panel_pack(c->pfull, k->x_f32, k->X, c->prow, np, k->d);
     c->ng = as;
 }
 
@@ -512,40 +532,38 @@ void sertk_rcache_widen(sertk_rcache *c)
     c->epoch++;
 }
 
-/* one pass over the samples: the rows of blk[0..nb) at columns of a part, dot products then kernel values */
+/* one pass over the samples: the rows of blk[0..nb) at panel columns [t0, nc), split in parts by panels */
 typedef struct {
     sertk_rcache *c;
     const sertk_kctx *k;
-    int nb, all, nc;
+    int nb, t0, nc;
     int slot[SERTK_RCACHE_MAXBLOCK];
 } sertk_fill_job;
 
-/* columns [t0, t1) of every row; t0 a multiple of 4 (a panel's first column) */
+/* panel columns [t0, t1) of every row; t0 a multiple of 4 (a panel's first column) */
 static void sertk_fill_cols(const sertk_fill_job *f, int t0, int t1)
 {
     sertk_rcache *c = f->c;
     const sertk_kctx *k = f->k;
-    const int d = k->d, nc = f->nc;
+    const int d = k->d, ldo = f->nc - f->t0;
     if (t1 <= t0) return;
     /* panel t0 / 4 starts where the panels of columns 0..t0 end */
-    const char *P = (const char *)(f->all ? c->pfull : c->pg) + sertk_panel_bytes(t0, d, k->x_f32);
-    sertk_rowdot(f->nb, c->arow, d, P, k->x_f32, t1 - t0, c->obuf + t0, nc);
+    const char *P = (const char *)c->pfull + sertk_panel_bytes(t0, d, k->x_f32);
+    double *obuf = c->obuf + (t0 - f->t0);
+    sertk_rowdot(f->nb, c->arow, d, P, k->x_f32, t1 - t0, obuf, ldo);
     for (int r = 0; r < f->nb; r++) {
         float *row = c->arena + (size_t)f->slot[r] * c->maxl;
-        const double *o = c->obuf + (size_t)r * nc;
-        const double sqa = c->sqsub[c->blk[r]];
-        if (f->all)
-            for (int b = t0; b < t1; b++) row[b] = (float)sertk_kval(k, o[b], sqa, c->sqsub[b]);
-        else
-            for (int t = t0; t < t1; t++) row[c->gcol[t]] = (float)sertk_kval(k, o[t], sqa, c->sqg[t]);
+        const double *o = c->obuf + (size_t)r * ldo; /* o[t - f->t0]: panel column t's product */
+        const double sqa = k->sq[c->gidx[c->blk[r]]];
+        for (int t = t0; t < t1; t++) row[c->perm[t]] = (float)sertk_kval(k, o[t - f->t0], sqa, c->sqp[t]);
     }
 }
 
 static void sertk_fill_part(void *ctx, int part, int nparts)
 {
     const sertk_fill_job *f = ctx;
-    const int nq = (f->nc + 3) / 4; /* panels, split evenly */
-    const int q0 = (int)((long long)nq * part / nparts), q1 = (int)((long long)nq * (part + 1) / nparts);
+    const int qa = f->t0 / 4, nq = (f->nc + 3) / 4 - qa; /* panels, split evenly */
+    const int q0 = qa + (int)((long long)nq * part / nparts), q1 = qa + (int)((long long)nq * (part + 1) / nparts);
     sertk_fill_cols(f, 4 * q0, 4 * q1 < f->nc ? 4 * q1 : f->nc);
 }
 
@@ -576,18 +594,27 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
     f.c = c;
     f.k = k;
     f.nb = nb;
-    f.all = full || c->ng == l;
-    f.nc = f.all ? l : c->ng;
+    f.t0 = 0;
+    f.nc = full ? l : c->ng;
+    if (full && c->ng < l) {
+        /* rows valid at the gathered prefix need only the columns after it, from its last whole panel on */
+        int partial = 1;
+        for (int r = 0; r < nb && partial; r++) {
+            const int slot = c->slot_of[c->blk[r]];
+            partial = slot >= 0 && c->slot_epoch[slot] == c->epoch;
+        }
+        if (partial) f.t0 = c->ng / 4 * 4;
+    }
     for (int r = 0; r < nb; r++) {
         const int a = c->blk[r];
         c->arow[r] = k->X + (size_t)c->gidx[a] * k->d;
-        f.slot[r] = sertk_rcache_slot(c, a);
-        c->slot_epoch[f.slot[r]] = f.all ? -1 : c->epoch;
+        f.slot[r] = sertk_rcache_slot(c, a); /* a row already held keeps its slot and its values */
+        c->slot_epoch[f.slot[r]] = f.nc == l ? -1 : c->epoch;
     }
-    sertk_team_run(f.nc >= SERTK_FILL_TEAM_MIN ? c->team : NULL, sertk_fill_part, &f);
+    sertk_team_run(f.nc - f.t0 >= SERTK_FILL_TEAM_MIN ? c->team : NULL, sertk_fill_part, &f);
     for (int r = 0; r < nb; r++) {
         const int a = c->blk[r];
         c->arena[(size_t)f.slot[r] * c->maxl + a] = (float)k->qd[c->gidx[a]];
     }
-    sertk_report_values(k->progress, (long long)nb * f.nc);
+    sertk_report_values(k->progress, (long long)nb * (f.nc - f.t0));
 }

@@ -48,25 +48,28 @@ typedef struct {
     int *slot_of;   /* [maxl] sub index -> slot or -1 */
     int *orig_of;   /* [cap] slot -> sub index */
     int *prev, *next; /* [cap + 1] LRU ring, sentinel cap: next[cap] oldest, prev[cap] newest */
-    void *pfull;    /* the sub-problem's samples packed for sertk_rowdot (RBF, linear), float32 when k->x_f32 */
-    double *sqsub;  /* maxl */
     const double **arow; /* block: the samples of the rows being computed */
     double *obuf;   /* block x maxl */
     int *blk;       /* block */
     /*
-     * Columns rows are computed over.  After shrinking the solver reads a row only at its active variables (and at
-     * all of them only for G_bar, the first gradient and part of the reconstruction), so, as libsvm's get_Q(i,
-     * active_size), a row computed then covers only a gathered superset of the active set: ng of the l columns,
-     * gcol[] their sub-problem indices, xg/sqg their samples.  Such a row stays valid while the active set only
-     * shrinks; when it grows back (unshrinking, reconstruction) the epoch moves on and those rows are recomputed.
+     * The sub-problem's samples packed for sertk_rowdot (RBF, linear), float32 when k->x_f32, in panel order:
+     * panel column t holds sub-problem index perm[t] (pcol is the inverse), sqp[t] its squared norm.
+     *
+     * After shrinking the solver reads a row only at its active variables (and at all of them only for G_bar, the
+     * first gradient and part of the reconstruction), so, as libsvm's get_Q(i, active_size), a row computed then
+     * covers only the first ng panel columns, a gathered superset of the active set: each narrowing puts the active
+     * variables first.  Such a row stays valid while the active set only shrinks, since gathered sets shrink with
+     * it; a whole-row read of it computes only the columns from the prefix's last whole panel on.  When the active
+     * set grows back (unshrinking, reconstruction) the epoch moves on and those rows are recomputed.
      */
-    int ng;          /* gathered columns; ng == l: all of them */
-    int *gcol;       /* [maxl] gathered column -> sub-problem index */
-    int *grow;       /* [maxl] gathered column -> training row */
-    void *pg;        /* the gathered samples packed for sertk_rowdot, as pfull */
-    double *sqg;     /* maxl */
+    void *pfull;
+    int *perm;       /* [maxl] panel column -> sub-problem index */
+    int *pcol;       /* [maxl] sub-problem index -> panel column */
+    double *sqp;     /* [maxl] squared norms in panel order */
+    int *prow;       /* [maxl] scratch: panel column -> training row, while packing */
+    int ng;          /* the gathered prefix; ng == l: every column */
     int epoch;
-    int *slot_epoch; /* [cap] the epoch a slot's row was computed in over gathered columns, or -1: all columns */
+    int *slot_epoch; /* [cap] the epoch a slot's row was computed in over the gathered prefix, or -1: all columns */
     sertk_team *team; /* threads a pass over the samples is split over, by columns (the worker's team), or NULL */
 } sertk_rcache;
 

@@ -33,7 +33,7 @@ static void sertk_fold_decisions(sertk_work *w, const sertk_kctx *k, int lf, dou
         }
         return;
     }
-    /* cache mode: the cache holds the fold's training samples (pfull); held-out rows as the solver's rows */
+    /* cache mode: the cache holds the fold's training samples (pfull, in panel order); held-out rows as the solver's */
     sertk_rcache *c = &w->cache;
     const int d = k->d, B = c->block;
     for (int j0 = begin; j0 < end; j0 += B) {
@@ -46,7 +46,8 @@ static void sertk_fold_decisions(sertk_work *w, const sertk_kctx *k, int lf, dou
             double sum = 0;
             for (int b = 0; b < lf; b++) {
                 if (!(fabs(w->fa[b]) > 0)) continue;
-                sum += w->fa[b] * (double)(float)sertk_kval(k, o[b], k->sq[h], c->sqsub[b]);
+                const int t = c->pcol[b]; /* b's panel column */
+                sum += w->fa[b] * (double)(float)sertk_kval(k, o[t], k->sq[h], c->sqp[t]);
             }
             sum -= rho_f;
             w->dec[perm[j0 + r]] = sum * -1;
