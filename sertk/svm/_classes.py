@@ -196,8 +196,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
     shape_fit_ : tuple
     n_features_in_ : int
     kernel_mode_ : str
-        ``"gram"`` (the whole Gram matrix), ``"pair"`` (each one-vs-one pair's own Gram matrix) or ``"cache"`` (a
-        row cache per worker): how the training kernel was held within ``cache_size``.
+        ``"gram"`` (the whole Gram matrix), ``"pair"`` (each one-vs-one pair's own Gram matrix) or ``"cache"`` (one
+        row cache, one pair at a time): how the training kernel was held within ``cache_size``.
     """
 
     def __init__(
