@@ -597,12 +597,12 @@ void sertk_rcache_fill(sertk_rcache *c, const sertk_kctx *k, int nb, int full)
     f.t0 = 0;
     f.nc = full ? l : c->ng;
     if (full && c->ng < l) {
-        /* rows valid at the gathered prefix need only the columns after it, from its last whole panel on */
+        /*
+         * rows valid at the active columns (asked for whole, so computed over the gathered prefix) need only the
+         * columns after it, from its last whole panel on
+         */
         int partial = 1;
-        for (int r = 0; r < nb && partial; r++) {
-            const int slot = c->slot_of[c->blk[r]];
-            partial = slot >= 0 && c->slot_epoch[slot] == c->epoch;
-        }
+        for (int r = 0; r < nb && partial; r++) partial = sertk_rcache_valid(c, c->blk[r], 0);
         if (partial) f.t0 = c->ng / 4 * 4;
     }
     for (int r = 0; r < nb; r++) {
