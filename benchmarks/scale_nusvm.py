@@ -1,7 +1,7 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
     python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--twin]
-        [--warm] [--float32] [--log S]
+        [--warm] [--float32] [--log S] [--checkpoint PATH]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
 ``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
@@ -27,7 +27,9 @@ narwhals): the fit's own cost, which is what a process that fits more than once 
 still fit float64 arrays): the row cache then streams its samples in float32.
 
 ``--log S`` prints our fit's progress (sub-problems, kernel values, SMO iterations, resident memory) to stderr every
-S seconds, so that a run stopped by a time limit still says how far it got. Peak memory is VmHWM after resetting it
+S seconds, so that a run stopped by a time limit still says how far it got. ``--checkpoint PATH`` gives our fit
+``NuSVC(checkpoint=PATH)``: a run stopped and started again with the same arguments goes on where it stopped (the
+fit time printed is then this process's share only; a fit's total is the sum over its runs). Peak memory is VmHWM after resetting it
 where the kernel allows (``/proc/self/clear_refs``), else the largest VmRSS sampled every 50 ms (gVisor, as on the
 device machines, has no clear_refs); the JSON line says which (``peak_how``).
 """
@@ -146,7 +148,8 @@ def warm_up(model) -> None:
 
 
 def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = None, ref: str | None = None,
-         predict: int = 0, twin: bool = False, warm: bool = False, float32: bool = False) -> dict:
+         predict: int = 0, twin: bool = False, warm: bool = False, float32: bool = False,
+         checkpoint: str | None = None) -> dict:
     X, y = make_embeddings(n, seed=1)
     if float32:  # values an embedding model gives (float32), held as float64 as both libraries fit them
         X = X.astype(np.float32).astype(np.float64)
@@ -158,7 +161,7 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
     else:
         from sertk.svm import NuSVC
 
-        model = NuSVC(nu=0.1, cache_size=cache, n_jobs=jobs)
+        model = NuSVC(nu=0.1, cache_size=cache, n_jobs=jobs, checkpoint=checkpoint)
     if warm:
         warm_up(model)
     with PeakMemory() as mem, threadpool_limits(limits=1):
@@ -219,8 +222,10 @@ if __name__ == "__main__":
     ap.add_argument("--warm", action="store_true", help="an untimed small fit of the same library first")
     ap.add_argument("--float32", action="store_true", help="the training data rounded to float32 values first")
     ap.add_argument("--log", type=float, default=0, metavar="S", help="our fit's progress to stderr every S seconds")
+    ap.add_argument("--checkpoint", help="our fit keeps its solved sub-problems here and resumes from them")
     a = ap.parse_args()
     if a.log > 0 and a.impl != "sklearn":
         log_progress(a.log)
-    print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm, a.float32)),
+    print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm, a.float32,
+                          a.checkpoint)),
           flush=True)
