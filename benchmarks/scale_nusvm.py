@@ -28,10 +28,10 @@ still fit float64 arrays): the row cache then streams its samples in float32.
 
 ``--log S`` prints our fit's progress (sub-problems, kernel values, SMO iterations, resident memory) to stderr every
 S seconds, so that a run stopped by a time limit still says how far it got. ``--checkpoint PATH`` gives our fit
-``NuSVC(checkpoint=PATH)``: a run stopped and started again with the same arguments goes on where it stopped (the
-fit time printed is then this process's share only; a fit's total is the sum over its runs). Peak memory is VmHWM after resetting it
-where the kernel allows (``/proc/self/clear_refs``), else the largest VmRSS sampled every 50 ms (gVisor, as on the
-device machines, has no clear_refs); the JSON line says which (``peak_how``).
+``NuSVC(checkpoint=PATH)``: a run stopped and started again with the same arguments goes on where it stopped (the fit
+time printed is then this process's share only; a fit's total is the sum over its runs). Peak memory is VmHWM after
+resetting it where the kernel allows (``/proc/self/clear_refs``), else the largest VmRSS sampled every 50 ms (gVisor,
+as on the device machines, has no clear_refs); the JSON line says which (``peak_how``).
 """
 
 from __future__ import annotations

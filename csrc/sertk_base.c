@@ -147,6 +147,12 @@ void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progre
 
 int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p) { return __atomic_load_n(&r->done[p], __ATOMIC_ACQUIRE); }
 
+static pthread_mutex_t sertk_states_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void sertk_nusvm_states_lock(void) { pthread_mutex_lock(&sertk_states_mu); }
+
+void sertk_nusvm_states_unlock(void) { pthread_mutex_unlock(&sertk_states_mu); }
+
 const char *sertk_nusvm_strerror(int status)
 {
     switch (status) {

@@ -174,7 +174,7 @@ static int sertk_pair_probability(sertk_work *w, const sertk_kctx *k, const sert
         }
         double rho_f;
         int it, to;
-        int rc = sertk_nu_svc(w, k, par, lf, w->fgidx, w->fy, w->fC, w->fa, &rho_f, &it, &to);
+        int rc = sertk_nu_svc(w, k, par, lf, w->fgidx, w->fy, w->fC, w->fa, &rho_f, &it, &to, NULL, 0);
         if (rc != SERTK_OK) return rc;
         sertk_fold_decisions(w, k, lf, rho_f, perm, begin, end);
     }
@@ -379,8 +379,9 @@ static int sertk_pair_task(void *vctx, int task, int worker)
     }
     double *coef = SERTK_NEW(double, l);
     if (!coef) return SERTK_ENOMEM;
+    sertk_nusvm_state *state = given && given->states ? &given->states[p] : NULL;
     int rc = sertk_nu_svc(w, k, c->par, l, w->gidx, w->ysub, w->Csub, coef, &c->rho[p], &c->n_iter[p],
-                          &c->timed_out[p]);
+                          &c->timed_out[p], state, given ? given->state_every_s : 0);
     if (rc != SERTK_OK) {
         free(coef);
         return rc;
@@ -396,6 +397,11 @@ static int sertk_pair_task(void *vctx, int task, int worker)
             given->prob_b[p] = c->probB[p];
         }
         __atomic_store_n(&given->done[p], 1, __ATOMIC_RELEASE);
+        if (state != NULL) { /* solved: its solver's state is of no more use */
+            sertk_nusvm_states_lock();
+            state->version = 0;
+            sertk_nusvm_states_unlock();
+        }
     }
     return SERTK_OK;
 }

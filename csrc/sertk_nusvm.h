@@ -33,8 +33,11 @@
 extern "C" {
 #endif
 
-/* 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress and .pairs */
-#define SERTK_NUSVM_ABI_VERSION 5
+/*
+ * 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress and .pairs;
+ * 6: pairs.states (unfinished pairs' solvers)
+ */
+#define SERTK_NUSVM_ABI_VERSION 6
 
 /* status codes */
 enum {
@@ -86,12 +89,41 @@ typedef struct {
 void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out);
 
 /*
+ * An unfinished pair's solver at the top of an SMO iteration: what libsvm's Solver holds then, by position (positions
+ * are permuted by shrinking).  The rest (labels, bounds, diagonal, kernel values) follows from the sub-problem, so
+ * a pair started again from this state follows the uninterrupted iteration path bit for bit.  The caller owns the
+ * arrays (l = n_i + n_j each); see sertk_nusvm_pairs.states for who writes them when.
+ */
+typedef struct {
+    long long version; /* 0: no state held; each state the solver writes has a larger one */
+    int iter;          /* SMO iterations done */
+    int counter;       /* iterations left to the next shrinking */
+    int active_size;
+    int unshrink;
+    int max_valid;     /* 1: ip, in, Gmaxp, Gmaxn are the maximal violators the last gradient update found */
+    int ip, in;
+    double Gmaxp, Gmaxn;
+    double *alpha;     /* [l] */
+    double *G;         /* [l] */
+    double *Gbar;      /* [l] */
+    int *aset;         /* [l] position -> index within the pair (class i's samples, then class j's) */
+} sertk_nusvm_state;
+
+/*
  * Each one-vs-one sub-problem's solution, in caller-owned arrays, so that a fit can be resumed: a pair whose done
  * flag the caller has set is taken as solved (its arrays are read, its kernel values are not computed); every
  * other pair's arrays are written as soon as it is solved, and its flag is set last (a release store), so another
  * thread that sees the flag with sertk_nusvm_pair_done can save the pair while the fit goes on.  Pair p is
  * (0,1), (0,2), ..., (1,2), ...; its coef[p] has n_i + n_j entries, class i's samples then class j's, each in
  * training order, as the solver's y_k alpha_k / r.
+ *
+ * states (may be NULL): so that an interruption in the middle of a long pair loses at most state_every_s seconds
+ * of it.  A pair that is not done and whose states[p].version is nonzero when the fit starts resumes from that
+ * state (its first gradient is not computed again).  While a pair is solved, its solver writes its state into
+ * states[p] when state_every_s seconds have passed since the last write (checked every 64 iterations) and when
+ * the fit is cancelled; once the pair is solved its version is set to 0.  Every write and clear happens under
+ * sertk_nusvm_states_lock, which another thread holds while it copies a state out.  Probability's
+ * cross-validation folds keep no state: a pair resumed with probability solves its folds again.
  */
 typedef struct {
     int *done;         /* [n_pairs] */
@@ -101,10 +133,16 @@ typedef struct {
     int *timed_out;    /* [n_pairs] 1: stopped at max_iter */
     double *prob_a;    /* [n_pairs] Platt's A and B (probability only; may be NULL otherwise) */
     double *prob_b;
+    sertk_nusvm_state *states; /* [n_pairs] or NULL */
+    double state_every_s;      /* seconds between two writes of a pair's state (0: every 64 iterations) */
 } sertk_nusvm_pairs;
 
 /* whether pair p of r is solved, for a thread other than the fit's (an acquire load of r->done[p]) */
 int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p);
+
+/* the lock under which solvers write pairs.states (one for the process): hold it to copy a state out */
+void sertk_nusvm_states_lock(void);
+void sertk_nusvm_states_unlock(void);
 
 typedef struct {
     int kernel;          /* SERTK_KERNEL_* */

@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 
 enum { SERTK_LOWER = 0, SERTK_UPPER = 1, SERTK_FREE = 2 };
 
@@ -862,13 +863,89 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
     return rc;
 }
 
+static double sertk_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* the solver's state at the top of an iteration into *st, under the states lock (another thread may copy it out) */
+static void sertk_state_save(const sertk_solver *s, sertk_nusvm_state *st, int iter, int counter)
+{
+    const size_t l = (size_t)s->l;
+    sertk_nusvm_states_lock();
+    memcpy(st->alpha, s->alpha, l * sizeof(double));
+    memcpy(st->G, s->G, l * sizeof(double));
+    memcpy(st->Gbar, s->Gbar, l * sizeof(double));
+    memcpy(st->aset, s->aset, l * sizeof(int));
+    st->iter = iter;
+    st->counter = counter;
+    st->active_size = s->active_size;
+    st->unshrink = s->unshrink;
+    st->max_valid = s->max_valid;
+    st->ip = s->ip;
+    st->in = s->in;
+    st->Gmaxp = s->Gmaxp;
+    st->Gmaxn = s->Gmaxn;
+    st->version++;
+    sertk_nusvm_states_unlock();
+}
+
+/*
+ * The solver from a saved state instead of the start: positions, alpha, G and G_bar as saved; labels, bounds,
+ * diagonal and kernel columns follow each position's index.  SERTK_EINVAL (nothing read past the arrays) when the
+ * state cannot be this sub-problem's: an index out of range or repeated, a count out of range.
+ */
+static int sertk_state_restore(sertk_solver *s, const sertk_nusvm_state *st, const schar *y, const double *C,
+                               int *iter, int *counter)
+{
+    const int l = s->l;
+    if (st->iter < 0 || st->active_size < 0 || st->active_size > l || st->counter < 1 || st->counter > 1001 ||
+        (st->unshrink != 0 && st->unshrink != 1) || (st->max_valid != 0 && st->max_valid != 1) || st->ip < -1 ||
+        st->ip >= l || st->in < -1 || st->in >= l)
+        return SERTK_EINVAL;
+    int *seen = s->tmp;
+    for (int t = 0; t < l; t++) seen[t] = 0;
+    for (int t = 0; t < l; t++) {
+        const int o = st->aset[t];
+        if (o < 0 || o >= l || seen[o]) return SERTK_EINVAL;
+        seen[o] = 1;
+    }
+    for (int t = 0; t < l; t++) {
+        const int o = st->aset[t];
+        s->aset[t] = o;
+        s->y[t] = y[o];
+        s->C[t] = C[o];
+        s->QD[t] = s->k->qd[s->gidx[o]];
+        s->col[t] = s->cache ? o : s->gidx[o];
+        s->alpha[t] = st->alpha[t];
+        s->G[t] = st->G[t];
+        s->Gbar[t] = st->Gbar[t];
+        sertk_update_status(s, t);
+    }
+    s->active_size = st->active_size;
+    s->unshrink = st->unshrink;
+    s->max_valid = st->max_valid;
+    s->ip = st->ip;
+    s->in = st->in;
+    s->Gmaxp = st->Gmaxp;
+    s->Gmaxn = st->Gmaxn;
+    *iter = st->iter;
+    *counter = st->counter;
+    /* the row cache gathers the active variables as the shrinking that made them would have */
+    if (s->cache && s->active_size < l) sertk_rcache_narrow(s->cache, s->k, s->active_size, s->aset);
+    return SERTK_OK;
+}
+
 /*
  * libsvm's Solver::Solve with Solver_NU's selection, shrinking and rho, on the sub-problem gidx[0..l) with
  * labels y, bounds C and the feasible start alpha (overwritten with the solution, sub-problem order).
  */
 static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *gidx, const schar *y,
                           const double *C, double *alpha_io, double eps, int shrinking, int max_iter,
-                          double *rho, double *r, int *n_iter, int *timed_out)
+                          double *rho, double *r, int *n_iter, int *timed_out, sertk_nusvm_state *state,
+                          double state_every_s)
 {
     sertk_solver S;
     sertk_solver *s = &S;
@@ -887,44 +964,64 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
     s->col = w->col;
     s->tmp = w->tmp;
     s->max_valid = 0;
+    s->ip = s->in = -1; /* (read only while max_valid; set so that a kept state holds no stale bits) */
+    s->Gmaxp = s->Gmaxn = -SERTK_INF;
     s->k = k;
     s->gidx = gidx;
     s->cache = w->has_cache ? &w->cache : NULL;
     s->team = w->team;
     if (s->cache) sertk_rcache_reset(s->cache, k, l, gidx);
-
-    for (int i = 0; i < l; i++) {
-        s->y[i] = y[i];
-        s->alpha[i] = alpha_io[i];
-        s->C[i] = C[i];
-        s->QD[i] = k->qd[gidx[i]];
-        s->aset[i] = i;
-        s->col[i] = s->cache ? i : gidx[i];
-        sertk_update_status(s, i);
-    }
-    /* gradient: G = Q alpha (p = 0), G_bar = sum of C_i Q_i over variables at the upper bound */
     if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
-    {
+
+    int iter = 0;
+    int counter = (l < 1000 ? l : 1000) + 1;
+    if (state != NULL && state->version != 0) {
+        /* an interrupted fit's solver, where it stopped: its gradient is not computed again */
+        if (sertk_state_restore(s, state, y, C, &iter, &counter) != SERTK_OK) return SERTK_EINVAL;
+    } else {
+        for (int i = 0; i < l; i++) {
+            s->y[i] = y[i];
+            s->alpha[i] = alpha_io[i];
+            s->C[i] = C[i];
+            s->QD[i] = k->qd[gidx[i]];
+            s->aset[i] = i;
+            s->col[i] = s->cache ? i : gidx[i];
+            sertk_update_status(s, i);
+        }
+        /* gradient: G = Q alpha (p = 0), G_bar = sum of C_i Q_i over variables at the upper bound */
         sertk_job jb;
         jb.s = s;
         jb.op = SERTK_JOB_INIT;
         jb.n = l;
         sertk_job_parts(&jb, sertk_team_for_rows(s, l));
+        if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
     }
-    if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
 
     int cap = max_iter;
     if (cap < 0) cap = l > INT_MAX / 100 ? INT_MAX : (100 * l > 10000000 ? 100 * l : 10000000);
-    int iter = 0;
-    int counter = (l < 1000 ? l : 1000) + 1;
-    int reported = 0; /* iterations counted in the progress so far */
+    int reported = iter; /* iterations counted in the progress so far (a resumed solver's earlier ones are not) */
+    double saved_at = sertk_seconds();
     *timed_out = 0;
     for (;;) {
-        /* a read of the caller's flag and an add to the progress; neither changes the path of a fit */
+        /*
+         * A read of the caller's flag, an add to the progress and, when the caller keeps this pair's state, a copy
+         * of it now and then: none changes the path of a fit.  The state is the top of this iteration, so a solver
+         * restored from it runs this same block and goes on as this one would have.
+         */
         if ((iter & 63) == 0) {
             sertk_report_iterations(k->progress, iter - reported);
             reported = iter;
-            if (sertk_cancelled(k->cancel)) return SERTK_ECANCELLED;
+            if (sertk_cancelled(k->cancel)) {
+                if (state != NULL) sertk_state_save(s, state, iter, counter);
+                return SERTK_ECANCELLED;
+            }
+            if (state != NULL) {
+                const double now = sertk_seconds();
+                if (now - saved_at >= state_every_s) {
+                    sertk_state_save(s, state, iter, counter);
+                    saved_at = now;
+                }
+            }
         }
         if (iter >= cap) {
             *timed_out = 1;
@@ -1066,7 +1163,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
  */
 int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
                         const int *gidx, const schar *y, const double *C, double *coef, double *rho, int *n_iter,
-                        int *timed_out)
+                        int *timed_out, sertk_nusvm_state *state, double state_every_s)
 {
     double nu_l = 0;
     for (int i = 0; i < l; i++) nu_l += par->nu * C[i];
@@ -1082,7 +1179,7 @@ int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *p
     }
     double r;
     int rc = sertk_nu_solve(w, k, l, gidx, y, C, coef, par->tol, par->shrinking, par->max_iter, rho, &r, n_iter,
-                            timed_out);
+                            timed_out, state, state_every_s);
     if (rc != SERTK_OK) return rc;
     for (int i = 0; i < l; i++) coef[i] *= y[i] / r;
     *rho /= r;

@@ -41,10 +41,12 @@ SERTK_HIDDEN void sertk_work_free(sertk_work *w);
 
 /*
  * libsvm's solve_nu_svc on the sub-problem gidx[0..l) (grouped indices) with labels y and bounds C: on return
- * coef[i] = y_i alpha_i / r (the dual coefficient) and *rho is the scaled rho.
+ * coef[i] = y_i alpha_i / r (the dual coefficient) and *rho is the scaled rho.  state: NULL, or where the solver
+ * resumes from (a nonzero version) and keeps its state every state_every_s seconds and when cancelled
+ * (sertk_nusvm_pairs.states); SERTK_EINVAL when the state given cannot be this sub-problem's.
  */
 SERTK_HIDDEN int sertk_nu_svc(sertk_work *w, const sertk_kctx *k, const sertk_nusvm_params *par, int l,
                               const int *gidx, const schar *y, const double *C, double *coef, double *rho,
-                              int *n_iter, int *timed_out);
+                              int *n_iter, int *timed_out, sertk_nusvm_state *state, double state_every_s);
 
 #endif

@@ -1,11 +1,15 @@
-"""Resumable fits: each solved one-vs-one pair of a ν-SVM fit kept in a file, so that an interrupted fit starts again
-where it stopped (``NuSVC(checkpoint=path)``).
+"""Resumable fits: each solved one-vs-one pair of a ν-SVM fit, and each unfinished pair's solver, kept in a file, so
+that an interrupted fit starts again where it stopped (``NuSVC(checkpoint=path)``).
 
 A pair's solution depends only on its two classes' samples, weights and the solver's parameters, so a fit of the
 same data and parameters can take the pairs an earlier one solved and solve only the rest; the model is the same
-as an uninterrupted fit's, bit for bit (tested). The file is an ``.npz`` (no pickle) holding a fingerprint of all
-that the solution depends on; a file whose fingerprint differs is refused, never overwritten. It is written to a
-temporary file first and renamed, so an interruption leaves the previous version whole.
+as an uninterrupted fit's, bit for bit (tested). A pair of a large corpus can itself take hours (120 000 samples
+from a row cache), so a pair not yet solved is kept too, as its solver's state at the top of an SMO iteration
+(``sertk_nusvm_state``: alpha, the gradients and the positions shrinking made), written by the core every
+``STATE_EVERY_S`` seconds and when the fit is cancelled; a resumed fit goes on from there along the same path. The
+file is an ``.npz`` (no pickle) holding a fingerprint of all that the solution depends on; a file whose fingerprint
+differs is refused, never overwritten. It is written to a temporary file first and renamed, so an interruption
+leaves the previous version whole.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from sertk.atomic import atomic_open
 
 FORMAT = "sertk-nusvm-checkpoint/1"
 _ARRAYS = ("done", "rho", "n_iter", "timed_out", "prob_a", "prob_b")
+# an unfinished pair p's solver: state{p}_<key> (a file of an earlier sertk without them resumes at pair starts)
+_STATE = {"ints": np.int64, "gmax": np.float64, "alpha": np.float64, "G": np.float64, "Gbar": np.float64,
+          "aset": np.int32}
+# how often the core writes an unfinished pair's solver state, so an interruption (a killed job) loses at most this
+STATE_EVERY_S = 60.0
 
 
 def fingerprint(X: np.ndarray, y: np.ndarray, weight: np.ndarray, classes: np.ndarray, params: dict[str, Any],
@@ -44,7 +53,8 @@ def empty_pairs(counts: np.ndarray) -> dict[str, Any]:
     P = k * (k - 1) // 2
     return {"done": np.zeros(P, np.int32), "rho": np.zeros(P), "n_iter": np.zeros(P, np.int32),
             "timed_out": np.zeros(P, np.int32), "prob_a": np.zeros(P), "prob_b": np.zeros(P),
-            "coef": [np.zeros(int(counts[i] + counts[j])) for i in range(k) for j in range(i + 1, k)]}
+            "coef": [np.zeros(int(counts[i] + counts[j])) for i in range(k) for j in range(i + 1, k)],
+            "states": [None] * P, "state_every_s": STATE_EVERY_S}
 
 
 def load(path: Path, print_: str, counts: np.ndarray) -> dict[str, Any]:
@@ -75,15 +85,40 @@ def load(path: Path, print_: str, counts: np.ndarray) -> dict[str, Any]:
     for p, size in enumerate(sizes):
         pairs["coef"][p][:] = coef[start:start + size]
         start += size
+        if not pairs["done"][p] and f"state{p}_ints" in saved:
+            pairs["states"][p] = _state(path, saved, p, size)
     return pairs
+
+
+def _state(path: Path, saved: dict[str, np.ndarray], p: int, size: int) -> dict[str, np.ndarray]:
+    """Pair p's solver state as saved, checked to be one of a pair of ``size`` samples (the core checks the positions
+    again before it reads them)."""
+    shapes = {"ints": (8,), "gmax": (2,)}
+    state = {key: saved[f"state{p}_{key}"] for key in _STATE if f"state{p}_{key}" in saved}
+    ok = len(state) == len(_STATE) and all(a.dtype == _STATE[key] and a.shape == shapes.get(key, (size,))
+                                           for key, a in state.items())
+    if ok:
+        ints = state["ints"]
+        ok = (ints[1] >= 0 and 0 <= ints[3] <= size and 1 <= ints[2] <= 1001 and ints[4] in (0, 1)
+              and ints[5] in (0, 1) and -1 <= ints[6] < size and -1 <= ints[7] < size
+              and all(np.isfinite(state[key]).all() for key in ("alpha", "G", "Gbar"))
+              and np.array_equal(np.sort(state["aset"]), np.arange(size)))
+    if not ok:
+        raise ValueError(f"checkpoint {str(path)!r} is damaged (the solver state of its unfinished pair {p} is not one "
+                         "of this training set); remove it")
+    return state
 
 
 def save(path: Path, print_: str, pairs: dict[str, Any], solved: list[int]) -> None:
     """Write the pairs in ``solved`` (those the core has said are complete: the others' arrays may be half
-    written while it runs) to a temporary file beside ``path``, then rename it over ``path``."""
+    written while it runs) and the solver states of the others (``pairs["states"]``, copies the core handed
+    over whole) to a temporary file beside ``path``, then rename it over ``path``."""
     done = np.zeros_like(pairs["done"])
     done[list(solved)] = 1
     arrays = {key: pairs[key] for key in _ARRAYS if key != "done"}
+    for p, state in enumerate(pairs.get("states") or []):
+        if state is not None and not done[p]:  # a solved pair's last state is of no more use
+            arrays.update({f"state{p}_{key}": state[key] for key in _STATE})
     with atomic_open(path, "wb") as fh:
         np.savez(fh, format=np.array(FORMAT), fingerprint=np.array(print_), done=done,
                  coef=np.concatenate(pairs["coef"]), **arrays)

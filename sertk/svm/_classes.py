@@ -169,12 +169,14 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         Threads for the one-vs-one sub-problems, the kernel blocks and prediction; None means 1, -1 all CPUs.
         When above 1, BLAS is limited to one thread inside the calls.
     checkpoint : str, path or None, default=None
-        A file where ``fit`` keeps each one-vs-one sub-problem as soon as it is solved.  A fit that is interrupted
-        (Ctrl-C, a killed job) and started again with the same data and parameters solves only the pairs still
-        missing, and gives the same model bit for bit; a finished checkpoint makes a repeated fit instant.  A file
-        written for other data or parameters is refused with an error, never overwritten.  Threads and
-        ``cache_size`` may differ between the two fits.  An existing folder holds one file per training set and
-        parameters (``nusvm-<fingerprint>.npz``), so that the folds of a protocol or a sweep can share it.
+        A file where ``fit`` keeps each one-vs-one sub-problem as soon as it is solved, and the solver of each
+        unfinished one every minute and when interrupted.  A fit that is interrupted (Ctrl-C, a killed job) and
+        started again with the same data and parameters solves only the pairs still missing, each from where its
+        solver was kept, and gives the same model bit for bit; a finished checkpoint makes a repeated fit
+        instant.  A file written for other data or parameters is refused with an error, never overwritten.
+        Threads and ``cache_size`` may differ between the two fits.  An existing folder holds one file per
+        training set and parameters (``nusvm-<fingerprint>.npz``), so that the folds of a protocol or a sweep can
+        share it.
 
     Attributes
     ----------
@@ -354,7 +356,7 @@ class NuSVC(ClassifierMixin, BaseEstimator):
                     X_fit, y_fit, w_fit, k, kernel=self.kernel, gamma=gamma, nu=float(self.nu), tol=float(self.tol),
                     shrinking=bool(self.shrinking), max_iter=int(self.max_iter),
                     cache_bytes=float(self.cache_size) * 2**20, n_threads=n_threads, prob_perm=prob_perm,
-                    progress=report, pairs=resume.pairs, on_solved=resume.solved,
+                    progress=report, pairs=resume.pairs, on_solved=resume.solved, on_state=resume.states,
                 )
         except KeyboardInterrupt:
             # the core has been cancelled and has freed its memory; leave the estimator as it was (unfitted, or
@@ -624,13 +626,15 @@ class _FitProgress:
 
 class _Resume:
     """A fit's checkpoint (``NuSVC(checkpoint=)``, :mod:`sertk.svm._checkpoint`): the pairs an earlier fit
-    solved, given to the core, and each pair this fit solves, saved as the core reports it and once more when the
-    fit ends, however it ends. Without a checkpoint it gives the core nothing and saves nothing."""
+    solved and the solver states of those it left unfinished, given to the core; each pair this fit solves and
+    each state its solvers keep, saved as the core reports them and once more when the fit ends, however it ends.
+    Without a checkpoint it gives the core nothing and saves nothing."""
 
     def __init__(self, path: Path | None = None, print_: str = "", pairs: dict[str, Any] | None = None) -> None:
         self.path, self._print, self.pairs = path, print_, pairs
         self._solved: set[int] = set()
         self._saved: set[int] | None = None  # what the file holds, once this fit has written it
+        self._new_state = False  # a state arrived that the file lacks
 
     @classmethod
     def open(cls, checkpoint: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray, classes: np.ndarray,
@@ -652,12 +656,21 @@ class _Resume:
         self._solved.update(new)
         self._save()
 
+    def states(self, changed: dict[int, dict[str, np.ndarray] | None]) -> None:
+        if self.pairs is None:
+            return
+        for p, state in changed.items():
+            self.pairs["states"][p] = state
+        self._new_state = self._new_state or any(state is not None for state in changed.values())
+        self._save()
+
     def _save(self) -> None:
         from . import _checkpoint
 
-        if self.path is not None and self.pairs is not None and self._saved != self._solved:
+        if self.path is not None and self.pairs is not None and (self._saved != self._solved or self._new_state):
             _checkpoint.save(self.path, self._print, self.pairs, sorted(self._solved))
             self._saved = set(self._solved)
+            self._new_state = False
 
     def __enter__(self) -> _Resume:
         return self

@@ -36,6 +36,7 @@ def fit(
     progress: Callable[[dict[str, int]], object] | None = ...,
     pairs: dict[str, Any] | None = ...,
     on_solved: Callable[[list[int]], object] | None = ...,
+    on_state: Callable[[dict[int, dict[str, npt.NDArray[Any]] | None]], object] | None = ...,
 ) -> dict[str, Any]: ...
 def decision_function(
     X: npt.NDArray[np.float64],

@@ -40,6 +40,22 @@ cdef extern from "sertk_nusvm.h" nogil:
 
     void sertk_nusvm_progress_read(const sertk_nusvm_progress *p, sertk_nusvm_progress *out)
 
+    ctypedef struct sertk_nusvm_state:
+        long long version
+        int iter
+        int counter
+        int active_size
+        int unshrink
+        int max_valid
+        int ip
+        int in_ "in"
+        double Gmaxp
+        double Gmaxn
+        double *alpha
+        double *G
+        double *Gbar
+        int *aset
+
     ctypedef struct sertk_nusvm_pairs:
         int *done
         double **coef
@@ -48,8 +64,12 @@ cdef extern from "sertk_nusvm.h" nogil:
         int *timed_out
         double *prob_a
         double *prob_b
+        sertk_nusvm_state *states
+        double state_every_s
 
     int sertk_nusvm_pair_done(const sertk_nusvm_pairs *r, int p)
+    void sertk_nusvm_states_lock()
+    void sertk_nusvm_states_unlock()
 
     ctypedef struct sertk_nusvm_params:
         int kernel
@@ -254,6 +274,8 @@ cdef class _FitJob:
     cdef sertk_nusvm_progress progress
     cdef sertk_nusvm_pairs pairs
     cdef double **coef_ptrs  # pairs.coef: into the caller's arrays
+    cdef sertk_nusvm_state *states  # pairs.states: arrays in state_arrays
+    cdef object state_arrays  # per pair: (alpha, G, Gbar, aset), where the core writes each state
     cdef int n_pairs
     cdef int cancel
     cdef int rc
@@ -266,6 +288,8 @@ cdef class _FitJob:
         memset(&self.progress, 0, sizeof(self.progress))
         memset(&self.pairs, 0, sizeof(self.pairs))
         self.coef_ptrs = NULL
+        self.states = NULL
+        self.state_arrays = []
         self.n_pairs = 0
         self.rc = -1
         self.has_model = False
@@ -285,9 +309,39 @@ cdef class _FitJob:
             return []
         return [p for p in range(self.n_pairs) if sertk_nusvm_pair_done(&self.pairs, p)]
 
+    def changed_states(self, dict versions):
+        """The states the core has written or cleared since ``versions`` (pair -> version; updated): pair -> a
+        copy of its state (``state_to_arrays``'s dict), or None once the pair no longer has one."""
+        cdef int p
+        cdef sertk_nusvm_state *st
+        out = {}
+        if self.states == NULL:
+            return out
+        with nogil:
+            sertk_nusvm_states_lock()
+        try:
+            for p in range(self.n_pairs):
+                st = &self.states[p]
+                if st.version == versions.get(p, 0):
+                    continue
+                versions[p] = st.version
+                if st.version == 0:
+                    out[p] = None
+                    continue
+                alpha, G, Gbar, aset = self.state_arrays[p]
+                out[p] = {"ints": np.array([st.version, st.iter, st.counter, st.active_size, st.unshrink,
+                                            st.max_valid, st.ip, st.in_], dtype=np.int64),
+                          "gmax": np.array([st.Gmaxp, st.Gmaxn]), "alpha": alpha.copy(), "G": G.copy(),
+                          "Gbar": Gbar.copy(), "aset": aset.copy()}
+        finally:
+            sertk_nusvm_states_unlock()
+        return out
+
     def __dealloc__(self):
         free(self.coef_ptrs)
         self.coef_ptrs = NULL
+        free(self.states)
+        self.states = NULL
         if self.has_model:
             sertk_nusvm_model_free(&self.model)
             self.has_model = False
@@ -320,15 +374,23 @@ cdef _wait_uninterrupted(_FitJob job, worker):
             continue
 
 
-cdef _run_job(_FitJob job, object cancel, object progress, object on_solved):
+cdef _tell_states(_FitJob job, dict versions, object on_state):
+    changed = job.changed_states(versions)
+    if changed:
+        on_state(changed)
+
+
+cdef _run_job(_FitJob job, object cancel, object progress, object on_solved, object on_state):
     """Run the core on a worker thread; the calling thread waits interruptibly, cancels the core on demand, hands
-    its progress to ``progress`` and each newly solved pair to ``on_solved`` (an exception raised in either cancels
-    the fit and propagates)."""
+    its progress to ``progress``, each newly solved pair to ``on_solved`` and each unfinished pair's newly written
+    state to ``on_state`` (an exception raised in any of them cancels the fit and propagates)."""
     worker = threading.Thread(target=job.run, name="sertk-nusvm-fit", daemon=True)
     started = False
     if cancel is not None and cancel.is_set():
         job.cancel = 1
     told = set(job.solved())  # given by the caller
+    versions = {}
+    job.changed_states(versions)  # the states given by the caller are not news
     try:
         worker.start()
         started = True
@@ -338,17 +400,26 @@ cdef _run_job(_FitJob job, object cancel, object progress, object on_solved):
                 job.cancel = 1
             if on_solved is not None:
                 told = _tell_solved(job, told, on_solved)
+            if on_state is not None:
+                _tell_states(job, versions, on_state)
             if progress is not None and time.monotonic() - last >= _PROGRESS_S:
                 last = time.monotonic()
                 progress(job.report())
         if on_solved is not None:
             _tell_solved(job, told, on_solved)  # also after a failed fit: what was solved is kept
+        if on_state is not None:
+            _tell_states(job, versions, on_state)  # a cancelled core's last states
         if progress is not None and job.rc == SERTK_OK:
             progress(job.report())  # the final counts, once
     except BaseException:  # KeyboardInterrupt (or any asynchronous exception): stop the core, then re-raise
         job.cancel = 1
         if started:  # (if start() itself was interrupted, a worker that did start stops at its first poll)
             _wait_uninterrupted(job, worker)
+            if on_state is not None:  # the states the core kept as it stopped, so that the fit resumes there
+                try:
+                    _tell_states(job, versions, on_state)
+                except BaseException:
+                    pass
         raise
     worker.join()
     if job.rc == SERTK_ECANCELLED and cancel is not None and cancel.is_set():
@@ -359,7 +430,7 @@ cdef _run_job(_FitJob job, object cancel, object progress, object on_solved):
 def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int n_classes, *, str kernel="rbf",
         double gamma=1.0, double nu=0.5, double tol=1e-3, bint shrinking=True, int max_iter=-1,
         double cache_bytes=1024.0 * 2**20, int n_threads=1, const int[::1] prob_perm=None, cancel=None,
-        progress=None, dict pairs=None, on_solved=None):
+        progress=None, dict pairs=None, on_solved=None, on_state=None):
     """Train a one-vs-one ν-SVC.
 
     Parameters
@@ -386,11 +457,20 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
         Each one-vs-one pair's solution, kept in the caller's arrays (``sertk_nusvm_pairs``), so that an
         interrupted fit can be resumed: ``done`` (int32, n_pairs), ``coef`` (a list of n_pairs float64 arrays of
         n_i + n_j), ``rho`` (float64), ``n_iter`` and ``timed_out`` (int32), ``prob_a`` and ``prob_b`` (float64).
-        A pair whose ``done`` is 1 is taken as solved; the others are written as they are solved.
+        A pair whose ``done`` is 1 is taken as solved; the others are written as they are solved.  Optional
+        ``states`` (a list of n_pairs entries, each None or a dict as ``on_state`` gives) and ``state_every_s``
+        (default 60): an unfinished pair resumes from its state, and each pair's solver keeps its state every
+        ``state_every_s`` seconds and when the fit is cancelled (``sertk_nusvm_pairs.states``).
     on_solved : callable, optional
         With ``pairs``: called on the calling thread with a list of pair indices each time pairs have been solved
         (also once the core has returned, after a fit that its ``cancel`` event stopped or that failed; after
         Ctrl-C, ``pairs["done"]`` says which were solved), so that they can be saved.
+    on_state : callable, optional
+        With ``pairs`` holding ``states``: called on the calling thread with a dict {pair: state or None} each time
+        solvers have written their states (None: the pair has none any more, being solved); also after the core
+        has returned, cancelled or interrupted.  A state is a dict of copies: ``ints`` (int64: version, iter,
+        counter, active_size, unshrink, max_valid, ip, in), ``gmax`` (float64: Gmaxp, Gmaxn), ``alpha``, ``G``,
+        ``Gbar`` (float64, n_i + n_j) and ``aset`` (int32, n_i + n_j).
 
     Returns
     -------
@@ -447,7 +527,8 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
             raise ValueError(f"prob_perm has {prob_perm.shape[0]} entries, expected {need}")
         prob.prob_perm = &prob_perm[0]
         par.probability = 1
-    _run_job(job, cancel, progress, on_solved if pairs is not None else None)
+    _run_job(job, cancel, progress, on_solved if pairs is not None else None,
+             on_state if pairs is not None and job.states != NULL else None)
     try:
         return _model_to_dict(&job.model)
     finally:
@@ -502,6 +583,51 @@ cdef _bind_pairs(_FitJob job, dict pairs, object y, int n_classes, bint probabil
     job.pairs.prob_b = &prob_b[0]
     job.n_pairs = P
     job.keep = job.keep + (pairs, list(coefs))
+    if pairs.get("states") is not None:
+        _bind_states(job, pairs["states"], [int(counts[i] + counts[j]) for i in range(n_classes)
+                                            for j in range(i + 1, n_classes)],
+                     float(pairs.get("state_every_s", 60.0)))
+
+
+cdef _bind_states(_FitJob job, list given, list sizes, double every_s):
+    """job.pairs.states: one state per pair in arrays of this job, those given copied in (the core checks that
+    each is a permutation and in range before it reads one; values are the caller's to check)."""
+    cdef int P = len(sizes), p
+    if len(given) != P:
+        raise ValueError(f"pairs['states'] must hold {P} entries, one per pair (None for none)")
+    if not every_s >= 0:
+        raise ValueError(f"pairs['state_every_s'] must be >= 0, got {every_s}")
+    job.states = <sertk_nusvm_state *>malloc(sizeof(sertk_nusvm_state) * P)
+    if job.states == NULL:
+        raise MemoryError()
+    memset(job.states, 0, sizeof(sertk_nusvm_state) * P)
+    cdef double[::1] a_v, g_v, gb_v
+    cdef int[::1] s_v
+    cdef sertk_nusvm_state *st
+    for p in range(P):
+        l = sizes[p]
+        alpha, G, Gbar, aset = np.zeros(l), np.zeros(l), np.zeros(l), np.zeros(l, np.int32)
+        st = &job.states[p]
+        state = given[p]
+        if state is not None:
+            for key, dtype, shape in (("ints", np.int64, (8,)), ("gmax", np.float64, (2,)), ("alpha", np.float64, (l,)),
+                                      ("G", np.float64, (l,)), ("Gbar", np.float64, (l,)), ("aset", np.int32, (l,))):
+                a = state.get(key)
+                if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+                    raise ValueError(f"pairs['states'][{p}][{key!r}] must be a {np.dtype(dtype).name} array of "
+                                     f"shape {shape}")
+            alpha[:], G[:], Gbar[:], aset[:] = state["alpha"], state["G"], state["Gbar"], state["aset"]
+            ints, gmax = state["ints"], state["gmax"]
+            st.version = 1
+            st.iter, st.counter, st.active_size, st.unshrink = ints[1], ints[2], ints[3], ints[4]
+            st.max_valid, st.ip, st.in_ = ints[5], ints[6], ints[7]
+            st.Gmaxp, st.Gmaxn = gmax[0], gmax[1]
+        job.state_arrays.append((alpha, G, Gbar, aset))
+        if l > 0:
+            a_v, g_v, gb_v, s_v = alpha, G, Gbar, aset
+            st.alpha, st.G, st.Gbar, st.aset = &a_v[0], &g_v[0], &gb_v[0], &s_v[0]
+    job.pairs.states = job.states
+    job.pairs.state_every_s = every_s
 
 
 cdef dict _model_to_dict(sertk_nusvm_model *m):

@@ -188,3 +188,150 @@ def test_the_fingerprint_leaves_out_threads_and_budget():
     a = _checkpoint.fingerprint(X, y, np.ones(4), np.array([0, 1]), params, None)
     assert a == _checkpoint.fingerprint(X.copy(), y.copy(), np.ones(4), np.array([0, 1]), dict(params), None)
     assert a != _checkpoint.fingerprint(X, y, np.ones(4), np.array([0, 1]), {**params, "nu": 0.4}, None)
+
+
+# --- an unfinished pair resumes from its solver's state -------------------------------------------------------------
+
+@pytest.fixture
+def states_often(monkeypatch):
+    """The core keeps each pair's state every 64 SMO iterations and the waiting thread looks every 2 ms, so that
+    fits of a few milliseconds a pair still hand several states over (the default is one a minute)."""
+    monkeypatch.setattr(_checkpoint, "STATE_EVERY_S", 0.0)
+    monkeypatch.setattr(_nusvm, "_POLL_S", 0.002)
+
+
+def _fit_keeping_states(params, X, y, path, cancel_at=None):
+    """A fit with a checkpoint, and every solver state its core handed over; ``cancel_at(p, state)`` may stop it."""
+    states: list[tuple[int, dict]] = []
+    cancel = threading.Event()
+    real = _nusvm.fit
+
+    def fit(*args, on_state=None, **kw):
+        def seen(changed):
+            on_state(changed)
+            for p, st in changed.items():
+                if st is not None:
+                    states.append((p, st))
+                    if cancel_at is not None and cancel_at(p, st):
+                        cancel.set()
+        return real(*args, on_state=seen, cancel=cancel, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_nusvm, "fit", fit)
+        try:
+            model = NuSVC(checkpoint=path, **params).fit(X, y)
+        except _nusvm.FitCancelledError:
+            model = None
+    return model, states
+
+
+def _pick(states, counts_l):
+    """A few states to resume from: the first and last handed over, and the first after a shrinking (active set
+    below the pair's size) and after the unshrinking (libsvm's reconstruction of the whole gradient), if any."""
+    picks = {0: states[0], 1: states[-1]}
+    for p, st in states:
+        if st["ints"][3] < counts_l[p] and 2 not in picks:
+            picks[2] = (p, st)
+        if st["ints"][4] == 1 and 3 not in picks:
+            picks[3] = (p, st)
+    return list(picks.values())
+
+
+@pytest.fixture(scope="module")
+def larger() -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of 1 000 to 1 500 samples: the Gram and pair paths' solvers then take tens of milliseconds a pair,
+    time for the waiting thread to be handed several states (the row cache is slow enough at 900 samples)."""
+    return make_embeddings(n=2500, d=32, k=4, seed=11)
+
+
+@pytest.mark.parametrize(("data", "params", "mode"), [
+    ("problem", SLOW, "cache"), ("problem", {**SLOW, "n_jobs": 2}, "cache"),
+    ("larger", {**FAST, "cache_size": 10}, "pair"), ("larger", FAST, "gram"), ("larger", {**FAST, "n_jobs": 2}, "gram"),
+    ("problem", {**SLOW, "probability": True, "random_state": 0}, "cache"),
+], ids=["cache", "cache-2-threads", "pair", "gram", "gram-2-threads", "probability"])
+def test_a_pair_resumed_from_a_kept_solver_state_gives_the_uninterrupted_model(request, tmp_path, data, params,
+                                                                               mode, states_often):
+    X, y = request.getfixturevalue(data)
+    path = tmp_path / "fit.npz"
+    whole, states = _fit_keeping_states(params, X, y, path)
+    assert whole.kernel_mode_ == mode
+    _same(whole, NuSVC(**params).fit(X, y))
+    assert states, "no solver state was handed over"
+    counts = np.bincount(np.searchsorted(whole.classes_, y))
+    sizes = [int(counts[i] + counts[j]) for i in range(4) for j in range(i + 1, 4)]
+    with np.load(path) as f:
+        finished = {k: f[k] for k in f.files}
+    assert not any(k.startswith("state") for k in finished), "a solved pair's state was kept"
+    for p, st in _pick(states, sizes):
+        # the file an interruption at this state leaves: pair p unfinished, its solver kept
+        saved = dict(finished, done=finished["done"].copy(), **{f"state{p}_{k}": v for k, v in st.items()})
+        saved["done"][p] = 0
+        np.savez(path, **saved)
+        resumed, seen = _fit_seen({**params, "checkpoint": path}, X, y)
+        _same(resumed, whole)
+        if params.get("probability"):
+            np.testing.assert_array_equal(resumed.probA_, whole.probA_)
+            np.testing.assert_array_equal(resumed.probB_, whole.probB_)
+        else:  # the pair went on from the state's iteration, not from its start
+            assert seen[-1]["iterations"] == int(whole.n_iter_[p]) - int(st["ints"][1])
+
+
+def test_a_real_interruption_mid_pair_resumes_there(tmp_path, states_often):
+    X, y = make_embeddings(n=4000, d=64, k=4, seed=3)  # the row cache with a tiny budget: about a second a pair
+    params = {"nu": 0.3, "cache_size": 0.5}
+    path = tmp_path / "fit.npz"
+    # stopped twice, each time deep inside a pair (its solver has run 300 iterations more than at its last start)
+    for _ in range(2):
+        start = _kept_iterations(path)
+        model, _ = _fit_keeping_states(params, X, y, path,
+                                       cancel_at=lambda p, st: st["ints"][1] >= start.get(p, 0) + 300)
+        assert model is None
+        with np.load(path) as f:
+            kept = [p for p in range(6) if f"state{p}_ints" in f.files]
+            assert kept and not f["done"][kept].any()
+            assert max(int(f[f"state{p}_ints"][1]) for p in kept) >= 300
+    resumed, seen = _fit_seen({**params, "checkpoint": path}, X, y)
+    whole = NuSVC(**params).fit(X, y)
+    _same(resumed, whole)
+    assert seen[-1]["iterations"] < int(whole.n_iter_.sum())
+    with np.load(path) as f:
+        assert f["done"].tolist() == [1] * 6 and not any(k.startswith("state") for k in f.files)
+
+
+def _kept_iterations(path) -> dict[int, int]:
+    """Pair -> the SMO iterations of its solver state in the checkpoint at ``path`` (none before the first fit)."""
+    if not path.exists():
+        return {}
+    with np.load(path) as f:
+        return {p: int(f[f"state{p}_ints"][1]) for p in range(6) if f"state{p}_ints" in f.files}
+
+
+def test_a_damaged_solver_state_is_refused_and_kept(problem, tmp_path, states_often):
+    X, y = problem
+    path = tmp_path / "fit.npz"
+    _, states = _fit_keeping_states(SLOW, X, y, path)
+    p, st = states[-1]
+    with np.load(path) as f:
+        saved = {k: f[k] for k in f.files}
+    saved["done"][p] = 0
+    bad = dict(st, aset=st["aset"].copy())
+    bad["aset"][0] = bad["aset"][1]  # a position twice: not a permutation
+    np.savez(path, **saved, **{f"state{p}_{k}": v for k, v in bad.items()})
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=f"is damaged .*unfinished pair {p}.*remove it"):
+        NuSVC(checkpoint=path, **SLOW).fit(X, y)
+    assert path.read_bytes() == before
+
+
+def test_the_core_refuses_a_state_that_is_not_its_pairs(problem):
+    """The core's own check, under the Python one: a state whose positions are not a permutation is refused before
+    the solver reads through them."""
+    X, y = problem
+    y32 = np.searchsorted(np.unique(y), y).astype(np.int32)
+    pairs = _checkpoint.empty_pairs(np.bincount(y32))
+    size = len(pairs["coef"][0])
+    pairs["states"][0] = {"ints": np.array([1, 64, 5, size, 0, 0, -1, -1], np.int64), "gmax": np.zeros(2),
+                          "alpha": np.zeros(size), "G": np.zeros(size), "Gbar": np.zeros(size),
+                          "aset": np.zeros(size, np.int32)}
+    with pytest.raises(ValueError, match="invalid"):
+        _nusvm.fit(np.ascontiguousarray(X), y32, np.ones(len(y)), 4, nu=0.3, gamma=1.0, pairs=pairs)
