@@ -423,11 +423,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         pair_bytes = plan["pair_bytes"]
         if plan["kernel_mode"] != "cache" or not plan["fits"] or pair_bytes < _ROW_CACHE_WARN_BYTES:
             return
+        resumable = "" if self.checkpoint is not None else (
+            "; checkpoint=PATH keeps the fit as it goes, so that an interrupted one resumes where it stopped")
         warnings.warn(
             f"cache_size={self.cache_size!r} MiB cannot hold the largest class pair's kernel matrix "
             f"({pair_bytes / 2**20:.0f} MiB, {plan['max_pair']} samples), so this fit recomputes kernel rows from a "
             f"row cache, many times slower; cache_size={_round_up(pair_bytes / 2**20):g} or more holds one pair at "
-            "a time (docs/svm.md, 'Kernel values')",
+            f"a time (docs/svm.md, 'Kernel values'){resumable}",
             RowCacheWarning,
             stacklevel=3,
         )

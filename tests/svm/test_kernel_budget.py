@@ -247,7 +247,7 @@ def test_chained_pairs_with_random_class_sizes_give_libsvms_model(seed):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1 keeps the fit short
-def test_a_large_fit_sent_to_the_row_cache_says_which_budget_would_not():
+def test_a_large_fit_sent_to_the_row_cache_says_which_budget_would_not(tmp_path):
     # 8200 samples of 2 classes: the pair's matrix is 257 MiB; 64 MiB runs, from the row cache, and says so first
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 4100)
@@ -255,9 +255,12 @@ def test_a_large_fit_sent_to_the_row_cache_says_which_budget_would_not():
     from sertk.svm import RowCacheWarning
 
     with pytest.warns(RowCacheWarning, match=r"cache_size=64 MiB cannot hold .* \(257 MiB, 8200 samples\).*"
-                                             r"cache_size=257 or more"):
+                                             r"cache_size=257 or more.*checkpoint=PATH"):
         model = NuSVC(nu=0.5, cache_size=64, max_iter=1).fit(X, y)
     assert model.kernel_mode_ == "cache"
+    with pytest.warns(RowCacheWarning) as seen:  # a fit that keeps a checkpoint is not told to
+        NuSVC(nu=0.5, cache_size=64, max_iter=1, checkpoint=tmp_path / "fit.npz").fit(X, y)
+    assert not any("checkpoint" in str(w.message) for w in seen if w.category is RowCacheWarning)
 
 
 def test_no_row_cache_warning_when_a_pair_fits_or_the_problem_is_small(datasets):
