@@ -424,7 +424,8 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if plan["kernel_mode"] != "cache" or not plan["fits"] or pair_bytes < _ROW_CACHE_WARN_BYTES:
             return
         resumable = "" if self.checkpoint is not None else (
-            "; checkpoint=PATH keeps the fit as it goes, so that an interrupted one resumes where it stopped")
+            "; checkpoint=PATH (sertk run: -o classifier.checkpoint=DIR) keeps the fit as it goes, so that an "
+            "interrupted one resumes where it stopped")
         warnings.warn(
             f"cache_size={self.cache_size!r} MiB cannot hold the largest class pair's kernel matrix "
             f"({pair_bytes / 2**20:.0f} MiB, {plan['max_pair']} samples), so this fit recomputes kernel rows from a "
