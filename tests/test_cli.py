@@ -44,6 +44,28 @@ def test_run_on_the_toy_corpus(toy_host, toy_corpus, tmp_path):
     assert (tmp_path / "again" / "predictions.csv").read_text() == (out / "predictions.csv").read_text()
 
 
+def test_run_keeps_the_nusvm_fit_in_a_checkpoint_folder(toy_host, toy_corpus, tmp_path):
+    """``-o classifier.checkpoint=DIR`` reaches NuSVC: the fit is kept there, and a repeated run takes it from the
+    file (the same predictions; the folder still holds one file, for this training set and these parameters)."""
+    from sertk_plugins.classifiers import nusvm
+
+    toy_host.register_plugin(nusvm, "nusvm")
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    args = ["--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",
+            "--classifier", "nusvm", "--no-plots", "-o", f"classifier.checkpoint={folder}", "--cache-dir",
+            str(tmp_path / "cache")]
+    first = invoke(*args, "--out", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.output
+    (kept,) = folder.iterdir()
+    assert kept.name.startswith("nusvm-") and kept.suffix == ".npz"
+    before = kept.read_bytes()
+    again = invoke(*args, "--out", str(tmp_path / "b"))
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "b" / "predictions.csv").read_text() == (tmp_path / "a" / "predictions.csv").read_text()
+    assert list(folder.iterdir()) == [kept] and kept.read_bytes() == before
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "--dataset", "nope"], "Error: unknown dataset 'nope'; known datasets: toy"),
     (["run", "--dataset", "toy"], "Error: dataset 'toy' needs its files: pass --data-root DIR"),
