@@ -311,7 +311,7 @@ cdef class _FitJob:
 
     def changed_states(self, dict versions):
         """The states the core has written or cleared since ``versions`` (pair -> version; updated): pair -> a
-        copy of its state (``state_to_arrays``'s dict), or None once the pair no longer has one."""
+        copy of its state (the dict ``fit``'s ``on_state`` describes), or None once the pair has none."""
         cdef int p
         cdef sertk_nusvm_state *st
         out = {}
