@@ -27,11 +27,12 @@ narwhals): the fit's own cost, which is what a process that fits more than once 
 still fit float64 arrays): the row cache then streams its samples in float32.
 
 ``--log S`` prints our fit's progress (sub-problems, kernel values, SMO iterations, resident memory) to stderr every
-S seconds, so that a run stopped by a time limit still says how far it got. ``--checkpoint PATH`` gives our fit
-``NuSVC(checkpoint=PATH)``: a run stopped and started again with the same arguments goes on where it stopped (the fit
-time printed is then this process's share only; a fit's total is the sum over its runs). Peak memory is VmHWM after
-resetting it where the kernel allows (``/proc/self/clear_refs``), else the largest VmRSS sampled every 50 ms (gVisor,
-as on the device machines, has no clear_refs); the JSON line says which (``peak_how``).
+S seconds, so that a run stopped by a time limit still says how far it got. SIGINT and SIGTERM stop our fit as Ctrl-C
+does. ``--checkpoint PATH`` gives our fit ``NuSVC(checkpoint=PATH)``: a run stopped and started again with the same
+arguments goes on where it stopped (the fit time printed is then this process's share only; a fit's total is the sum
+over its runs). Peak memory is VmHWM after resetting it where the kernel allows (``/proc/self/clear_refs``), else the
+largest VmRSS sampled every 50 ms (gVisor, as on the device machines, has no clear_refs); the JSON line says which
+(``peak_how``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import signal
 import sys
 import threading
 import time
@@ -224,6 +226,10 @@ if __name__ == "__main__":
     ap.add_argument("--log", type=float, default=0, metavar="S", help="our fit's progress to stderr every S seconds")
     ap.add_argument("--checkpoint", help="our fit keeps its solved sub-problems here and resumes from them")
     a = ap.parse_args()
+    # Ctrl-C, and a TERM from a job's end, stop the fit the way Ctrl-C does (with --checkpoint: its state is kept
+    # first); SIGINT is restored because a shell starts background jobs with it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if a.log > 0 and a.impl != "sklearn":
         log_progress(a.log)
     print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm, a.float32,
