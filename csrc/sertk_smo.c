@@ -31,6 +31,7 @@ typedef struct sertk_solver {
     /* the maximal violators of each class, found while updating G (valid until the active set changes) */
     int max_valid;
     int ip, in;
+    int stopped; /* a reconstruction saw the cancellation flag and left G unfinished (set by any part) */
     double Gmaxp, Gmaxn;
     /* kernel rows */
     const sertk_kctx *k;
@@ -645,6 +646,10 @@ static int sertk_select_working_set(sertk_solver *s, int *out_i, int *out_j)
 static void sertk_recon_inactive_range(sertk_solver *s, const int *fr, int nf, int i0, int i1)
 {
     for (int i = i0; i < i1; i++) {
+        if (sertk_cancelled(s->k->cancel)) {
+            __atomic_store_n(&s->stopped, 1, __ATOMIC_RELAXED);
+            return;
+        }
         if (s->cache != NULL && !sertk_rcache_valid(s->cache, s->aset[i], 0)) {
             int ahead[SERTK_RCACHE_MAXBLOCK], na = 0;
             for (int t = i; t < i1 && na < s->cache->block; t++) ahead[na++] = t;
@@ -667,6 +672,10 @@ static void sertk_recon_free_range(sertk_solver *s, const int *fr, int nf, int j
 {
     for (int t = 0; t < nf; t++) {
         const int i = fr[t];
+        if (sertk_cancelled(s->k->cancel)) {
+            __atomic_store_n(&s->stopped, 1, __ATOMIC_RELAXED);
+            return;
+        }
         if (s->cache != NULL && !sertk_rcache_valid(s->cache, s->aset[i], 1))
             sertk_rows_ahead(s, fr + t, nf - t < s->cache->block ? nf - t : s->cache->block, 1);
         const float *R = sertk_row_full(s, i);
@@ -679,7 +688,11 @@ static void sertk_recon_free_range(sertk_solver *s, const int *fr, int nf, int j
     }
 }
 
-/* G of the inactive variables from G_bar and the free variables (the linear term p is 0 for nu-SVC) */
+/*
+ * G of the inactive variables from G_bar and the free variables (the linear term p is 0 for nu-SVC).  At corpus scale
+ * this computes thousands of whole rows (minutes from a row cache), so it polls the cancellation flag per row; once
+ * it has stopped, s->stopped is set and the solver must return without keeping its state, which is half rebuilt.
+ */
 static void sertk_reconstruct_gradient(sertk_solver *s)
 {
     const int l = s->l, as = s->active_size;
@@ -737,6 +750,7 @@ static void sertk_do_shrinking(sertk_solver *s)
     if (!s->unshrink && sertk_max(Gmax1 + Gmax2, Gmax3 + Gmax4) <= s->eps * 10) {
         s->unshrink = 1;
         sertk_reconstruct_gradient(s);
+        if (s->stopped) return;
         s->active_size = s->l;
         sertk_widened(s);
     }
@@ -964,6 +978,7 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
     s->col = w->col;
     s->tmp = w->tmp;
     s->max_valid = 0;
+    s->stopped = 0;
     s->ip = s->in = -1; /* (read only while max_valid; set so that a kept state holds no stale bits) */
     s->Gmaxp = s->Gmaxn = -SERTK_INF;
     s->k = k;
@@ -1031,12 +1046,14 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
             counter = l < 1000 ? l : 1000;
             if (shrinking) {
                 sertk_do_shrinking(s);
+                if (s->stopped) return SERTK_ECANCELLED; /* the last state kept stands */
                 s->max_valid = 0;
             }
         }
         int i, j;
         if (sertk_select_working_set(s, &i, &j) != 0) {
             sertk_reconstruct_gradient(s);
+            if (s->stopped) return SERTK_ECANCELLED; /* the last state kept stands */
             s->active_size = l;
             sertk_widened(s);
             s->max_valid = 0;

@@ -335,3 +335,29 @@ def test_the_core_refuses_a_state_that_is_not_its_pairs(problem):
                           "aset": np.zeros(size, np.int32)}
     with pytest.raises(ValueError, match="invalid"):
         _nusvm.fit(np.ascontiguousarray(X), y32, np.ones(len(y)), 4, nu=0.3, gamma=1.0, pairs=pairs)
+
+
+def test_a_fit_stopped_at_many_moments_still_gives_the_uninterrupted_model(tmp_path, states_often):
+    """Stops spread over a whole fit, each resumed from what the last one kept: some land in a first gradient, some
+    in a gradient reconstruction (which stops at once and keeps nothing: its state is half rebuilt), most between
+    iterations; none may leave a state that leads elsewhere."""
+    X, y = make_embeddings(n=4000, d=64, k=4, seed=3)  # the row cache with a tiny budget: about a second a pair
+    params = {"nu": 0.3, "cache_size": 0.5}
+    path = tmp_path / "fit.npz"
+    whole = NuSVC(**params).fit(X, y)
+    stops = 0
+    for delay in np.linspace(0.1, 0.45, 10):
+        cancel = threading.Event()
+        timer = threading.Timer(delay, cancel.set)
+        real = _nusvm.fit
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_nusvm, "fit", lambda *a, **kw: real(*a, **{**kw, "cancel": cancel}))
+            timer.start()
+            try:
+                NuSVC(checkpoint=path, **params).fit(X, y)
+            except _nusvm.FitCancelledError:
+                stops += 1
+            finally:
+                timer.cancel()
+    assert stops >= 5
+    _same(NuSVC(checkpoint=path, **params).fit(X, y), whole)
