@@ -176,7 +176,7 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         instant.  A file written for other data or parameters is refused with an error, never overwritten.
         Threads and ``cache_size`` may differ between the two fits.  An existing folder holds one file per
         training set and parameters (``nusvm-<fingerprint>.npz``), so that the folds of a protocol or a sweep can
-        share it.
+        share it; a path that does not exist yet must end in ``.npz``.
 
     Attributes
     ----------
@@ -269,10 +269,15 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if self.checkpoint is not None:
             if not isinstance(self.checkpoint, (str, os.PathLike)) or not os.fspath(self.checkpoint):
                 raise ValueError(f"checkpoint must be a file path or None, got {self.checkpoint!r}")
-            folder = Path(self.checkpoint).parent
-            if not folder.is_dir():
-                raise ValueError(f"checkpoint {os.fspath(self.checkpoint)!r}: its folder {str(folder)!r} does not "
-                                 "exist; create it or give another path")
+            path = Path(self.checkpoint)
+            if not path.parent.is_dir():
+                raise ValueError(f"checkpoint {os.fspath(self.checkpoint)!r}: its folder {str(path.parent)!r} does "
+                                 "not exist; create it or give another path")
+            if not path.exists() and path.suffix != ".npz":
+                # a folder not made yet would otherwise become one file, and the next fold's fit would be refused
+                raise ValueError(f"checkpoint {os.fspath(self.checkpoint)!r} does not exist: give an existing folder "
+                                 "(one file per training set, as the folds of a protocol need) or a file path "
+                                 "ending in .npz")
         cw = self.class_weight
         if cw is not None and cw != "balanced" and not isinstance(cw, Mapping):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}, got {cw!r}")

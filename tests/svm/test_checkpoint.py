@@ -165,6 +165,9 @@ def test_bad_files_and_paths_say_what_to_do(problem, tmp_path):
         NuSVC(checkpoint=tmp_path / "missing" / "fit.npz", **FAST).fit(X, y)
     with pytest.raises(ValueError, match="checkpoint must be a file path or None"):
         NuSVC(checkpoint=3, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="does not exist: give an existing folder .* or a file path ending in .npz"):
+        NuSVC(checkpoint=tmp_path / "fits", **FAST).fit(X, y)
+    assert not (tmp_path / "fits").exists()
 
 
 def test_no_temporary_file_is_left_behind(problem, tmp_path):
