@@ -877,6 +877,19 @@ int sertk_work_init(sertk_work *w, int maxl, int probability, const sertk_kctx *
     return rc;
 }
 
+/* labels, bounds, diagonal and kernel columns of every position, from the index it holds (aset), and its status */
+static void sertk_place(sertk_solver *s, const schar *y, const double *C)
+{
+    for (int t = 0; t < s->l; t++) {
+        const int o = s->aset[t];
+        s->y[t] = y[o];
+        s->C[t] = C[o];
+        s->QD[t] = s->k->qd[s->gidx[o]];
+        s->col[t] = s->cache ? o : s->gidx[o];
+        sertk_update_status(s, t);
+    }
+}
+
 static double sertk_seconds(void)
 {
     struct timespec ts;
@@ -926,18 +939,11 @@ static int sertk_state_restore(sertk_solver *s, const sertk_nusvm_state *st, con
         if (o < 0 || o >= l || seen[o]) return SERTK_EINVAL;
         seen[o] = 1;
     }
-    for (int t = 0; t < l; t++) {
-        const int o = st->aset[t];
-        s->aset[t] = o;
-        s->y[t] = y[o];
-        s->C[t] = C[o];
-        s->QD[t] = s->k->qd[s->gidx[o]];
-        s->col[t] = s->cache ? o : s->gidx[o];
-        s->alpha[t] = st->alpha[t];
-        s->G[t] = st->G[t];
-        s->Gbar[t] = st->Gbar[t];
-        sertk_update_status(s, t);
-    }
+    memcpy(s->aset, st->aset, (size_t)l * sizeof(int));
+    memcpy(s->alpha, st->alpha, (size_t)l * sizeof(double));
+    memcpy(s->G, st->G, (size_t)l * sizeof(double));
+    memcpy(s->Gbar, st->Gbar, (size_t)l * sizeof(double));
+    sertk_place(s, y, C);
     s->active_size = st->active_size;
     s->unshrink = st->unshrink;
     s->max_valid = st->max_valid;
@@ -995,14 +1001,10 @@ static int sertk_nu_solve(sertk_work *w, const sertk_kctx *k, int l, const int *
         if (sertk_state_restore(s, state, y, C, &iter, &counter) != SERTK_OK) return SERTK_EINVAL;
     } else {
         for (int i = 0; i < l; i++) {
-            s->y[i] = y[i];
-            s->alpha[i] = alpha_io[i];
-            s->C[i] = C[i];
-            s->QD[i] = k->qd[gidx[i]];
             s->aset[i] = i;
-            s->col[i] = s->cache ? i : gidx[i];
-            sertk_update_status(s, i);
+            s->alpha[i] = alpha_io[i];
         }
+        sertk_place(s, y, C);
         /* gradient: G = Q alpha (p = 0), G_bar = sum of C_i Q_i over variables at the upper bound */
         sertk_job jb;
         jb.s = s;
