@@ -22,11 +22,12 @@ import numpy as np
 
 from sertk.atomic import atomic_open
 
+from ._nusvm import STATE_ARRAYS, STATE_INTS
+
 FORMAT = "sertk-nusvm-checkpoint/1"
 _ARRAYS = ("done", "rho", "n_iter", "timed_out", "prob_a", "prob_b")
 # an unfinished pair p's solver: state{p}_<key> (a file of an earlier sertk without them resumes at pair starts)
-_STATE = {"ints": np.int64, "gmax": np.float64, "alpha": np.float64, "G": np.float64, "Gbar": np.float64,
-          "aset": np.int32}
+# (the arrays of _nusvm.STATE_ARRAYS)
 # how often the core writes an unfinished pair's solver state, so an interruption (a killed job) loses at most this
 STATE_EVERY_S = 60.0
 
@@ -93,14 +94,15 @@ def load(path: Path, print_: str, counts: np.ndarray) -> dict[str, Any]:
 def _state(path: Path, saved: dict[str, np.ndarray], p: int, size: int) -> dict[str, np.ndarray]:
     """Pair p's solver state as saved, checked to be one of a pair of ``size`` samples (the core checks the positions
     again before it reads them)."""
-    shapes = {"ints": (8,), "gmax": (2,)}
-    state = {key: saved[f"state{p}_{key}"] for key in _STATE if f"state{p}_{key}" in saved}
-    ok = len(state) == len(_STATE) and all(a.dtype == _STATE[key] and a.shape == shapes.get(key, (size,))
-                                           for key, a in state.items())
+    state = {key: saved[f"state{p}_{key}"] for key in STATE_ARRAYS if f"state{p}_{key}" in saved}
+    ok = len(state) == len(STATE_ARRAYS) and all(
+        a.dtype == dtype and a.shape == (size if length is None else length,)
+        for a, (dtype, length) in zip(state.values(), STATE_ARRAYS.values()))
     if ok:
-        ints = state["ints"]
-        ok = (ints[1] >= 0 and 0 <= ints[3] <= size and 1 <= ints[2] <= 1001 and ints[4] in (0, 1)
-              and ints[5] in (0, 1) and -1 <= ints[6] < size and -1 <= ints[7] < size
+        ints = dict(zip(STATE_INTS, state["ints"].tolist()))
+        ok = (ints["iter"] >= 0 and 0 <= ints["active_size"] <= size and 1 <= ints["counter"] <= 1001
+              and ints["unshrink"] in (0, 1) and ints["max_valid"] in (0, 1)
+              and -1 <= ints["ip"] < size and -1 <= ints["in"] < size
               and all(np.isfinite(state[key]).all() for key in ("alpha", "G", "Gbar"))
               and np.array_equal(np.sort(state["aset"]), np.arange(size)))
     if not ok:
@@ -118,7 +120,7 @@ def save(path: Path, print_: str, pairs: dict[str, Any], solved: list[int]) -> N
     arrays = {key: pairs[key] for key in _ARRAYS if key != "done"}
     for p, state in enumerate(pairs.get("states") or []):
         if state is not None and not done[p]:  # a solved pair's last state is of no more use
-            arrays.update({f"state{p}_{key}": state[key] for key in _STATE})
+            arrays.update({f"state{p}_{key}": state[key] for key in STATE_ARRAYS})
     with atomic_open(path, "wb") as fh:
         np.savez(fh, format=np.array(FORMAT), fingerprint=np.array(print_), done=done,
                  coef=np.concatenate(pairs["coef"]), **arrays)

@@ -9,6 +9,8 @@ import numpy.typing as npt
 KERNELS: dict[str, int]
 ABI_VERSION: int
 MIN_CACHE_ROWS: int
+STATE_INTS: tuple[str, ...]
+STATE_ARRAYS: dict[str, tuple[type[np.generic], int | None]]
 
 class InfeasibleNuError(ValueError): ...
 class KernelBudgetError(ValueError): ...

@@ -171,6 +171,11 @@ KERNELS = {"linear": SERTK_KERNEL_LINEAR, "rbf": SERTK_KERNEL_RBF, "precomputed"
 ABI_VERSION = SERTK_NUSVM_ABI_VERSION
 #: kernel rows of the largest class pair each worker needs at least in the row-cache path
 MIN_CACHE_ROWS = SERTK_MIN_CACHE_ROWS
+#: a pair's solver state as ``fit(pairs=)`` takes and ``on_state`` gives it (``sertk_nusvm_state``): these arrays,
+#: with their dtypes and lengths (None: the pair's sample count); ``ints`` holds STATE_INTS's fields in that order
+STATE_INTS = ("version", "iter", "counter", "active_size", "unshrink", "max_valid", "ip", "in")
+STATE_ARRAYS = {"ints": (np.int64, len(STATE_INTS)), "gmax": (np.float64, 2), "alpha": (np.float64, None),
+                "G": (np.float64, None), "Gbar": (np.float64, None), "aset": (np.int32, None)}
 
 
 cdef sertk_blas _blas() noexcept nogil:
@@ -309,6 +314,17 @@ cdef class _FitJob:
             return []
         return [p for p in range(self.n_pairs) if sertk_nusvm_pair_done(&self.pairs, p)]
 
+    def state_versions(self):
+        """pair -> the version of the state the core holds for it now (0: none), without copying any state."""
+        if self.states == NULL:
+            return {}
+        with nogil:
+            sertk_nusvm_states_lock()
+        try:
+            return {p: self.states[p].version for p in range(self.n_pairs)}
+        finally:
+            sertk_nusvm_states_unlock()
+
     def changed_states(self, dict versions):
         """The states the core has written or cleared since ``versions`` (pair -> version; updated): pair -> a
         copy of its state (the dict ``fit``'s ``on_state`` describes), or None once the pair has none."""
@@ -329,8 +345,10 @@ cdef class _FitJob:
                     out[p] = None
                     continue
                 alpha, G, Gbar, aset = self.state_arrays[p]
-                out[p] = {"ints": np.array([st.version, st.iter, st.counter, st.active_size, st.unshrink,
-                                            st.max_valid, st.ip, st.in_], dtype=np.int64),
+                ints = {"version": st.version, "iter": st.iter, "counter": st.counter,
+                        "active_size": st.active_size, "unshrink": st.unshrink, "max_valid": st.max_valid,
+                        "ip": st.ip, "in": st.in_}
+                out[p] = {"ints": np.array([ints[key] for key in STATE_INTS], dtype=np.int64),
                           "gmax": np.array([st.Gmaxp, st.Gmaxn]), "alpha": alpha.copy(), "G": G.copy(),
                           "Gbar": Gbar.copy(), "aset": aset.copy()}
         finally:
@@ -389,8 +407,7 @@ cdef _run_job(_FitJob job, object cancel, object progress, object on_solved, obj
     if cancel is not None and cancel.is_set():
         job.cancel = 1
     told = set(job.solved())  # given by the caller
-    versions = {}
-    job.changed_states(versions)  # the states given by the caller are not news
+    versions = job.state_versions()  # the states given by the caller are not news
     try:
         worker.start()
         started = True
@@ -468,8 +485,8 @@ def fit(const double[:, ::1] X, const int[::1] y, const double[::1] weight, int 
     on_state : callable, optional
         With ``pairs`` holding ``states``: called on the calling thread with a dict {pair: state or None} each time
         solvers have written their states (None: the pair has none any more, being solved); also after the core
-        has returned, cancelled or interrupted.  A state is a dict of copies: ``ints`` (int64: version, iter,
-        counter, active_size, unshrink, max_valid, ip, in), ``gmax`` (float64: Gmaxp, Gmaxn), ``alpha``, ``G``,
+        has returned, cancelled or interrupted.  A state is a dict of copies: ``ints`` (int64: the fields
+        :data:`STATE_INTS` names, in that order), ``gmax`` (float64: Gmaxp, Gmaxn), ``alpha``, ``G``,
         ``Gbar`` (float64, n_i + n_j) and ``aset`` (int32, n_i + n_j).
 
     Returns
@@ -610,17 +627,16 @@ cdef _bind_states(_FitJob job, list given, list sizes, double every_s):
         st = &job.states[p]
         state = given[p]
         if state is not None:
-            for key, dtype, shape in (("ints", np.int64, (8,)), ("gmax", np.float64, (2,)), ("alpha", np.float64, (l,)),
-                                      ("G", np.float64, (l,)), ("Gbar", np.float64, (l,)), ("aset", np.int32, (l,))):
-                a = state.get(key)
+            for key, (dtype, length) in STATE_ARRAYS.items():
+                a, shape = state.get(key), (l if length is None else length,)
                 if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
                     raise ValueError(f"pairs['states'][{p}][{key!r}] must be a {np.dtype(dtype).name} array of "
                                      f"shape {shape}")
             alpha[:], G[:], Gbar[:], aset[:] = state["alpha"], state["G"], state["Gbar"], state["aset"]
-            ints, gmax = state["ints"], state["gmax"]
-            st.version = 1
-            st.iter, st.counter, st.active_size, st.unshrink = ints[1], ints[2], ints[3], ints[4]
-            st.max_valid, st.ip, st.in_ = ints[5], ints[6], ints[7]
+            ints, gmax = dict(zip(STATE_INTS, state["ints"].tolist())), state["gmax"]
+            st.version = 1  # the core's own count starts again; only a change from it is news
+            st.iter, st.counter, st.active_size = ints["iter"], ints["counter"], ints["active_size"]
+            st.unshrink, st.max_valid, st.ip, st.in_ = ints["unshrink"], ints["max_valid"], ints["ip"], ints["in"]
             st.Gmaxp, st.Gmaxn = gmax[0], gmax[1]
         job.state_arrays.append((alpha, G, Gbar, aset))
         if l > 0:

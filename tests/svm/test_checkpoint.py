@@ -228,14 +228,19 @@ def _fit_keeping_states(params, X, y, path, cancel_at=None):
     return model, states
 
 
+def _int(ints, name: str) -> int:
+    """The integer field ``name`` of a state's ``ints`` array (its layout: ``_nusvm.STATE_INTS``)."""
+    return int(ints[_nusvm.STATE_INTS.index(name)])
+
+
 def _pick(states, counts_l):
     """A few states to resume from: the first and last handed over, and the first after a shrinking (active set
     below the pair's size) and after the unshrinking (libsvm's reconstruction of the whole gradient), if any."""
     picks = {0: states[0], 1: states[-1]}
     for p, st in states:
-        if st["ints"][3] < counts_l[p] and 2 not in picks:
+        if _int(st["ints"], "active_size") < counts_l[p] and 2 not in picks:
             picks[2] = (p, st)
-        if st["ints"][4] == 1 and 3 not in picks:
+        if _int(st["ints"], "unshrink") == 1 and 3 not in picks:
             picks[3] = (p, st)
     return list(picks.values())
 
@@ -276,7 +281,7 @@ def test_a_pair_resumed_from_a_kept_solver_state_gives_the_uninterrupted_model(r
             np.testing.assert_array_equal(resumed.probA_, whole.probA_)
             np.testing.assert_array_equal(resumed.probB_, whole.probB_)
         else:  # the pair went on from the state's iteration, not from its start
-            assert seen[-1]["iterations"] == int(whole.n_iter_[p]) - int(st["ints"][1])
+            assert seen[-1]["iterations"] == int(whole.n_iter_[p]) - _int(st["ints"], "iter")
 
 
 def test_a_real_interruption_mid_pair_resumes_there(tmp_path, states_often):
@@ -287,12 +292,12 @@ def test_a_real_interruption_mid_pair_resumes_there(tmp_path, states_often):
     for _ in range(2):
         start = _kept_iterations(path)
         model, _ = _fit_keeping_states(params, X, y, path,
-                                       cancel_at=lambda p, st: st["ints"][1] >= start.get(p, 0) + 300)
+                                       cancel_at=lambda p, st: _int(st["ints"], "iter") >= start.get(p, 0) + 300)
         assert model is None
         with np.load(path) as f:
             kept = [p for p in range(6) if f"state{p}_ints" in f.files]
             assert kept and not f["done"][kept].any()
-            assert max(int(f[f"state{p}_ints"][1]) for p in kept) >= 300
+            assert max(_int(f[f"state{p}_ints"], "iter") for p in kept) >= 300
     resumed, seen = _fit_seen({**params, "checkpoint": path}, X, y)
     whole = NuSVC(**params).fit(X, y)
     _same(resumed, whole)
@@ -306,7 +311,7 @@ def _kept_iterations(path) -> dict[int, int]:
     if not path.exists():
         return {}
     with np.load(path) as f:
-        return {p: int(f[f"state{p}_ints"][1]) for p in range(6) if f"state{p}_ints" in f.files}
+        return {p: _int(f[f"state{p}_ints"], "iter") for p in range(6) if f"state{p}_ints" in f.files}
 
 
 def test_a_damaged_solver_state_is_refused_and_kept(problem, tmp_path, states_often):
@@ -333,7 +338,9 @@ def test_the_core_refuses_a_state_that_is_not_its_pairs(problem):
     y32 = np.searchsorted(np.unique(y), y).astype(np.int32)
     pairs = _checkpoint.empty_pairs(np.bincount(y32))
     size = len(pairs["coef"][0])
-    pairs["states"][0] = {"ints": np.array([1, 64, 5, size, 0, 0, -1, -1], np.int64), "gmax": np.zeros(2),
+    ints = {"version": 1, "iter": 64, "counter": 5, "active_size": size, "unshrink": 0, "max_valid": 0, "ip": -1,
+            "in": -1}
+    pairs["states"][0] = {"ints": np.array([ints[k] for k in _nusvm.STATE_INTS], np.int64), "gmax": np.zeros(2),
                           "alpha": np.zeros(size), "G": np.zeros(size), "Gbar": np.zeros(size),
                           "aset": np.zeros(size, np.int32)}
     with pytest.raises(ValueError, match="invalid"):
