@@ -120,8 +120,8 @@ def summary(out: Path) -> str:
     runs = [r for r in recs if "key" in r]
     machines = "; ".join(dict.fromkeys(f"`{h['machine']}`" for h in heads))  # more than one: not one table
     commits = ", ".join(dict.fromkeys(str(h["commit"]) for h in heads))
-    dates = f"{heads[0]['date']} to {heads[-1]['date']}" if heads else "—"
-    lines = [f"Machine: {machines}; commit {commits}; started {dates} (`{out.name}`; medians, each run a fresh "
+    starts = ", ".join(h["date"] for h in heads) or "—"  # one per start: more than one, a resumed table
+    lines = [f"Machine: {machines}; commit {commits}; started {starts} (`{out.name}`; medians, each run a fresh "
              "process)", "",
              "| n | budget | scikit-learn, 1 thread | sertk, 1 thread | vs scikit-learn | sertk, 2 threads | "
              "vs scikit-learn | 2 threads vs our 1 | same model | sertk kernel held as | sertk peak |",
