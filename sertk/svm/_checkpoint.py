@@ -26,8 +26,8 @@ from ._nusvm import STATE_ARRAYS, STATE_INTS
 
 FORMAT = "sertk-nusvm-checkpoint/1"
 _ARRAYS = ("done", "rho", "n_iter", "timed_out", "prob_a", "prob_b")
-# an unfinished pair p's solver: state{p}_<key> (a file of an earlier sertk without them resumes at pair starts)
-# (the arrays of _nusvm.STATE_ARRAYS)
+# an unfinished pair p's solver: state{p}_<key> for each key of _nusvm.STATE_ARRAYS (a file of an earlier sertk
+# without them resumes at pair starts)
 # how often the core writes an unfinished pair's solver state, so an interruption (a killed job) loses at most this
 STATE_EVERY_S = 60.0
 
