@@ -66,6 +66,46 @@ def test_run_keeps_the_nusvm_fit_in_a_checkpoint_folder(toy_host, toy_corpus, tm
     assert list(folder.iterdir()) == [kept] and kept.read_bytes() == before
 
 
+def test_run_keeps_a_long_nusvm_fit_in_the_cache_by_default(toy_host, toy_corpus, tmp_path, monkeypatch):
+    """From FIT_CHECKPOINT_FROM training samples (0 here, for the toy corpus) ``sertk run`` keeps its ν-SVM fit in
+    the cache's fits folder: a repeated (or stopped) run takes it from there. ``sertk cache info`` counts the file,
+    ``sertk cache clear`` deletes it; the saved model names no such folder; ``--no-cache`` keeps nothing."""
+    from sertk.experiment import pipeline
+    from sertk_plugins.classifiers import nusvm
+
+    toy_host.register_plugin(nusvm, "nusvm")
+    monkeypatch.setattr(pipeline, "FIT_CHECKPOINT_FROM", 0)
+    cache = tmp_path / "cache"
+    args = ["--no-progress", "run", "--dataset", "toy", "--data-root", str(toy_corpus), "--featurizer", "toy-bands",
+            "--classifier", "nusvm", "--no-plots", "--cache-dir", str(cache)]
+    first = invoke(*args, "--out", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.output
+    (kept,) = (cache / "fits").iterdir()
+    assert kept.name.startswith("nusvm-") and kept.suffix == ".npz"
+    before = kept.read_bytes()
+    again = invoke("-v", *args, "--out", str(tmp_path / "b"))
+    assert again.exit_code == 0, again.output
+    assert "ν-SVM fit resumed from" in again.output and "6 of 6 pairs solved" in again.output
+    assert (tmp_path / "b" / "predictions.csv").read_text() == (tmp_path / "a" / "predictions.csv").read_text()
+    assert list((cache / "fits").iterdir()) == [kept] and kept.read_bytes() == before
+    from sertk.experiment.model import CLASSIFIER_FILE
+
+    assert nusvm.NuSVMClassifier.load(tmp_path / "a" / "model" / CLASSIFIER_FILE).checkpoint is None
+
+    info = invoke("cache", "info", "--cache-dir", str(cache), "--json")
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["fits"]["files"] == 1
+    (cache / "fits" / "notes.txt").write_text("mine")  # a user's file there is left alone
+    cleared = invoke("cache", "clear", "--cache-dir", str(cache), "--yes")
+    assert cleared.exit_code == 0, cleared.output
+    assert sorted(p.name for p in (cache / "fits").iterdir()) == ["notes.txt"]
+
+    bare = tmp_path / "bare"
+    plain = invoke(*args[:-2], "--cache-dir", str(bare), "--no-cache", "--out", str(tmp_path / "c"))
+    assert plain.exit_code == 0, plain.output
+    assert not (bare / "fits").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "--dataset", "nope"], "Error: unknown dataset 'nope'; known datasets: toy"),
     (["run", "--dataset", "toy"], "Error: dataset 'toy' needs its files: pass --data-root DIR"),

@@ -40,7 +40,7 @@ def command() -> None:
 @_cache_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def info(cache_dir: Path | None, as_json: bool) -> None:
-    """Show where the cache is, its size, and its entries per featurizer fingerprint."""
+    """Show where the cache is, its size, its entries per featurizer fingerprint and the ν-SVM fits kept."""
     from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
@@ -50,17 +50,43 @@ def info(cache_dir: Path | None, as_json: bool) -> None:
     else:
         with EmbeddingCache(directory) as cache:
             report = cache.info().to_dict()
+    report["fits"] = _fits_report(directory)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     click.echo(f"cache:   {report['path']}")
     click.echo(f"size:    {_human(report['size_bytes'])}")
     click.echo(f"entries: {report['entries']}")
+    fits = report["fits"]
+    if fits["files"]:
+        click.echo(f"fits:    {fits['files']} ν-SVM fit checkpoint(s), {_human(fits['size_bytes'])} in {fits['path']}")
     for entry in report["fingerprints"]:
         created = datetime.datetime.fromtimestamp(entry["created"]).strftime("%Y-%m-%d %H:%M")
         click.echo(f"  {entry['fp_key'][:12]}  {entry['featurizer']:<20} {entry['entries']:>8} entries  "
                    f"{_human(entry['bytes']):>10}  since {created}")
         click.echo(f"      {json.dumps(entry['fingerprint'], sort_keys=True)}")
+
+
+def _fits_report(directory: Path) -> dict[str, Any]:
+    from sertk.featurization.cache import fit_files, fits_dir
+
+    files = fit_files(directory)
+    return {"path": str(fits_dir(directory)), "files": len(files),
+            "size_bytes": sum(f.stat().st_size for f in files)}
+
+
+def _clear_fits(directory: Path, yes: bool) -> None:
+    """Delete the fit checkpoints ``sertk run`` kept beside the embeddings (sertk's own files only)."""
+    from sertk.featurization.cache import fit_files
+
+    files = fit_files(directory)
+    if not files:
+        return
+    if not yes:
+        click.confirm(f"Delete the {len(files)} ν-SVM fit checkpoint(s) in {files[0].parent}?", abort=True, err=True)
+    for f in files:
+        f.unlink(missing_ok=True)
+    click.echo(f"deleted {len(files)} fit checkpoint(s)", err=True)
 
 
 @command.command("clear")
@@ -72,13 +98,16 @@ def info(cache_dir: Path | None, as_json: bool) -> None:
                    "shows it).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | None, yes: bool) -> None:
-    """Delete cached embeddings: all of them, or one featurizer's, or one fingerprint's.
+    """Delete cached embeddings: all of them (with the ν-SVM fits kept beside them), or one featurizer's, or one
+    fingerprint's.
 
     A damaged cache database, which SQLite cannot read, is deleted as a whole (after confirmation).
     """
     from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
+    if featurizer is None and fingerprint is None:  # everything: the fits made from the embeddings go too
+        _clear_fits(directory, yes)
     if not database_path(directory).exists():
         click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
         return

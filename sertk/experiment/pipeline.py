@@ -26,6 +26,10 @@ from sertk.plugins import Component, get_component, instantiate
 
 logger = logging.getLogger(__name__)
 
+#: training sets from this size keep their ν-SVM fit in the cache's fits folder (a fit of seconds to hours there;
+#: below it, hashing the data and saving would cost a few % of a sub-second fit and buy little)
+FIT_CHECKPOINT_FROM = 10_000
+
 #: every file a run may write, relative to its folder; ``--overwrite`` replaces only these, and only sertk's own
 RUN_FILES = ("config.toml", "predictions.csv", "report.json", "report.md", "confusion_matrix.png",
              "tsne_emotion.png", "tsne_speaker.png")
@@ -354,9 +358,34 @@ def _fit(experiment: Experiment, config: RunConfig, X: np.ndarray, y: np.ndarray
     options = _classifier_options(experiment.classifier, config)
     if "random_state" in options and "random_state" not in config.classifier.options:
         options["random_state"] = seed
+    kept = _fit_checkpoint(experiment.classifier, config, options, len(X))
+    if kept is not None:
+        options["checkpoint"] = kept
     model = instantiate(experiment.classifier, options)
     model.fit(X, y)
+    if kept is not None:
+        model.set_params(checkpoint=None)  # the saved model names no folder of this machine
     return model
+
+
+def _fit_checkpoint(component: Component, config: RunConfig, options: dict[str, Any], n: int) -> str | None:
+    """The cache's fits folder, for a ν-SVM fit of at least FIT_CHECKPOINT_FROM samples that has no checkpoint of
+    its own, when the cache is on: a stopped run then resumes inside its fit (see docs/svm.md)."""
+    if not config.cache or "checkpoint" in options or n < FIT_CHECKPOINT_FROM:
+        return None
+    from sertk.svm import NuSVC
+
+    if not issubclass(component.cls, NuSVC):  # another classifier's `checkpoint` may mean something else
+        return None
+    from sertk.featurization.cache import default_cache_dir, fits_dir
+
+    folder = fits_dir(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SertkError(f"cannot make the folder for fit checkpoints {str(folder)!r} ({exc.strerror}); give "
+                         "--cache-dir a writable folder, or --no-cache") from None
+    return str(folder)
 
 
 def _save_model(out: Path, experiment: Experiment, config: RunConfig, labels, model, normalization, n_folds: int,

@@ -57,6 +57,8 @@ __all__ = [
     "canonical_json",
     "audio_key",
     "database_path",
+    "fits_dir",
+    "fit_files",
     "remove_database",
 ]
 
@@ -109,6 +111,18 @@ def default_cache_dir() -> Path:
     home = os.environ.get("SERTK_HOME")
     base = Path(home).expanduser() if home else Path.home() / ".cache" / "sertk"
     return base / "cache"
+
+
+def fits_dir(directory: str | os.PathLike) -> Path:
+    """The folder beside the embeddings where ``sertk run`` keeps its long ν-SVM fits (``NuSVC(checkpoint=)``: one
+    ``nusvm-<fingerprint>.npz`` per training set and parameters), so that a stopped run resumes its fit too."""
+    return Path(directory) / "fits"
+
+
+def fit_files(directory: str | os.PathLike) -> list[Path]:
+    """The fit checkpoints kept in :func:`fits_dir` (sertk's own files only; anything else there is left alone)."""
+    folder = fits_dir(directory)
+    return sorted(folder.glob("nusvm-*.npz")) if folder.is_dir() else []
 
 
 def database_path(directory: str | os.PathLike) -> Path:

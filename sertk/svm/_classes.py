@@ -8,6 +8,7 @@ the C core, ``csrc/``.
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import warnings
@@ -25,6 +26,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import _nusvm
+
+logger = logging.getLogger(__name__)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -658,6 +661,10 @@ class _Resume:
         pairs = _checkpoint.load(path, print_, counts)
         resume = cls(path, print_, pairs)
         resume._solved = set(np.flatnonzero(pairs["done"]).tolist())
+        going = sum(state is not None for state in pairs["states"])
+        if resume._solved or going:
+            logger.info("ν-SVM fit resumed from %s: %d of %d pairs solved, %d taken up where they stopped", path,
+                        len(resume._solved), len(pairs["done"]), going)
         return resume
 
     def solved(self, new: list[int]) -> None:
