@@ -106,6 +106,44 @@ def test_run_keeps_a_long_nusvm_fit_in_the_cache_by_default(toy_host, toy_corpus
     assert not (bare / "fits").exists()
 
 
+def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
+    """``kill`` or a batch scheduler's time limit (SIGTERM) reaches a command as KeyboardInterrupt, so that it cleans
+    up as after Ctrl-C (a run removes its half-written folder, a fit keeps its state); the exit status says SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from sertk.cli.main import cli, main
+
+        @cli.command("slow")
+        def slow():
+            print("started", flush=True)
+            try:
+                time.sleep(120)
+            except KeyboardInterrupt:
+                open(sys.argv[1], "w").write("cleaned up")
+                raise
+
+        main(["slow"])
+    """))
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, str(script), str(marker)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert marker.read_text() == "cleaned up"
+    assert "Aborted!" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "--dataset", "nope"], "Error: unknown dataset 'nope'; known datasets: toy"),
     (["run", "--dataset", "toy"], "Error: dataset 'toy' needs its files: pass --data-root DIR"),

@@ -1,13 +1,15 @@
 """The top-level ``sertk`` group: logging, progress, error handling, and the sub-commands.
 
 A :class:`sertk.errors.SertkError` becomes one line on stderr and exit status 1 (``--debug`` shows the
-traceback); click's usage errors exit with 2. Plugins add commands through ``sertk_register_commands``.
+traceback); click's usage errors exit with 2. SIGTERM stops a command as Ctrl-C does and exits with 143.
+Plugins add commands through ``sertk_register_commands``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 
 import click
@@ -71,8 +73,22 @@ def _add_commands() -> None:
 _add_commands()
 
 
+_terminated = False
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM raises KeyboardInterrupt where Ctrl-C's would be, so that the same clean-up runs."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point; plugin commands are added here so ``import sertk.cli`` stays cheap."""
+    """Console-script entry point; plugin commands are added here so ``import sertk.cli`` stays cheap.
+
+    SIGTERM (``kill``, a batch scheduler's time limit) stops the command the way Ctrl-C does: a run's half-written
+    folder is removed, the embeddings of finished batches stay cached and a ν-SVM fit keeps its state for the next
+    run; the exit status is then 143 (128 + SIGTERM). A process started with SIGTERM ignored keeps ignoring it."""
     from sertk.plugins import get_host
 
     try:
@@ -80,4 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     except SertkError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(args=argv, prog_name="sertk")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(args=argv, prog_name="sertk")  # Ctrl-C (and so SIGTERM): "Aborted!", exit status 1
+    except SystemExit:
+        if _terminated:
+            sys.exit(128 + signal.SIGTERM)
+        raise
