@@ -75,18 +75,19 @@ def _fits_report(directory: Path) -> dict[str, Any]:
             "size_bytes": sum(f.stat().st_size for f in files)}
 
 
-def _clear_fits(directory: Path, yes: bool) -> None:
-    """Delete the fit checkpoints ``sertk run`` kept beside the embeddings (sertk's own files only)."""
+def _clear_fits(directory: Path, yes: bool) -> int:
+    """Delete the fit checkpoints ``sertk run`` kept beside the embeddings (sertk's own files only); how many."""
     from sertk.featurization.cache import fit_files
 
     files = fit_files(directory)
     if not files:
-        return
+        return 0
     if not yes:
         click.confirm(f"Delete the {len(files)} ν-SVM fit checkpoint(s) in {files[0].parent}?", abort=True, err=True)
     for f in files:
         f.unlink(missing_ok=True)
     click.echo(f"deleted {len(files)} fit checkpoint(s)", err=True)
+    return len(files)
 
 
 @command.command("clear")
@@ -106,10 +107,10 @@ def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | Non
     from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
-    if featurizer is None and fingerprint is None:  # everything: the fits made from the embeddings go too
-        _clear_fits(directory, yes)
+    fits = _clear_fits(directory, yes) if featurizer is None and fingerprint is None else 0  # all: the fits too
     if not database_path(directory).exists():
-        click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
+        if not fits:
+            click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
         return
     try:
         with EmbeddingCache(directory) as cache:
