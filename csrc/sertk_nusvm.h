@@ -22,7 +22,8 @@
  * Cancellation: a fit polls params.cancel (a plain flag, no callback, so the core stays free of Python) before
  * every Gram block, every one-vs-one pair, every cross-validation fold, every kernel row of the initial gradient
  * and of a gradient reconstruction, and every 64 SMO iterations.  Once another thread has set it to nonzero, the
- * fit frees everything and returns SERTK_ECANCELLED.  The flag is only read, so it never changes the iteration path of a fit that is not cancelled.
+ * fit frees everything and returns SERTK_ECANCELLED.  The flag is only read, so it never changes the iteration
+ * path of a fit that is not cancelled.
  * Progress: where params.progress is set, the fit counts what it has done there (sub-problems, kernel values, SMO
  * iterations) at the same points, for a progress bar on another thread.
  */
