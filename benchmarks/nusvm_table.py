@@ -126,8 +126,9 @@ def summary(out: Path) -> str:
              "| n | budget | scikit-learn, 1 thread | sertk, 1 thread | vs scikit-learn | sertk, 2 threads | "
              "vs scikit-learn | 2 threads vs our 1 | same model | sertk kernel held as | sertk peak |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
-    pred = ["| training n | support vectors | test vectors | scikit-learn | sertk | speed-up | predictions equal |",
-            "|---|---:|---:|---:|---:|---:|---|"]
+    pred = ["| training n | support vectors | test vectors | scikit-learn | sertk | speed-up | predictions equal | "
+            "sertk, float64 path only | samples the screen left to float64 |",
+            "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for n in sorted({r["n"] for r in runs}):
         sk = [r for r in runs if r["n"] == n and r["impl"] == "sklearn"]
         one = [r for r in runs if r["n"] == n and r["impl"] != "sklearn" and r["jobs"] == 1]
@@ -149,9 +150,12 @@ def summary(out: Path) -> str:
         with_pred = [r for r in one if "sklearn_predict_s" in r]
         if with_pred:
             p_sk, p_us = _med([r["sklearn_predict_s"] for r in with_pred]), _med([r["predict_s"] for r in with_pred])
-            equal = all(r["same_predictions"] for r in with_pred)
+            equal = all(r["same_predictions"] and r.get("screen_same_labels", True) for r in with_pred)
+            screened = [r for r in with_pred if "predict_float64_s" in r]  # runs from before the screen lack it
+            p64 = _med([r["predict_float64_s"] for r in screened]) if screened else None
+            rows = "/".join(dict.fromkeys(str(r["predict_float64_rows"]) for r in screened)) or "—"
             pred.append(f"| {n} | {with_pred[0]['n_sv']} | {with_pred[0]['predict_m']} | {_s(p_sk)} | {_s(p_us)} | "
-                        f"{_x(p_sk, p_us)} | {'yes' if equal else '**no**'} |")
+                        f"{_x(p_sk, p_us)} | {'yes' if equal else '**no**'} | {_s(p64)} | {rows} |")
     return "\n".join(lines + [""] + pred)
 
 

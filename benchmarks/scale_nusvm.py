@@ -186,6 +186,17 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
             out["predict_s"] = round(time.perf_counter() - start, 3)
         out["predict_m"] = predict
         out["predict_sha"] = hashlib.sha256(np.asarray(pred, np.int64).tobytes()).hexdigest()[:16]
+        if impl != "sklearn":  # the float64 path alone, and how many samples the float32 screen left to it
+            from sertk.svm import _nusvm
+
+            args, kw = model._model_args(X_test)
+            with threadpool_limits(limits=1):
+                start = time.perf_counter()
+                exact, _ = _nusvm.predict(*args, **kw, screen=False)
+                out["predict_float64_s"] = round(time.perf_counter() - start, 3)
+                screened, n_float64 = _nusvm.predict(*args, **kw)
+            out["predict_float64_rows"] = int(n_float64)
+            out["screen_same_labels"] = bool(np.array_equal(exact, screened))
         if twin and impl != "sklearn":
             sk = sklearn_twin(model)
             with threadpool_limits(limits=1):

@@ -36,9 +36,9 @@ extern "C" {
 
 /*
  * 2: params.cancel, SERTK_ECANCELLED; 3: SERTK_EBUDGET; 4: sertk_nusvm_plan_kernel; 5: params.progress and .pairs;
- * 6: pairs.states (unfinished pairs' solvers)
+ * 6: pairs.states (unfinished pairs' solvers); 7: blas.sgemm, sertk_nusvm_predict
  */
-#define SERTK_NUSVM_ABI_VERSION 6
+#define SERTK_NUSVM_ABI_VERSION 7
 
 /* status codes */
 enum {
@@ -69,10 +69,13 @@ enum {
 typedef void (*sertk_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a,
                                int *lda, double *b, int *ldb, double *beta, double *c, int *ldc);
 typedef double (*sertk_ddot_fn)(int *n, double *x, int *incx, double *y, int *incy);
+typedef void (*sertk_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
+                               int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
 
 typedef struct {
     sertk_dgemm_fn dgemm;
     sertk_ddot_fn ddot;
+    sertk_sgemm_fn sgemm; /* may be NULL: sertk_nusvm_predict then takes the float64 path for every sample */
 } sertk_blas;
 
 /*
@@ -254,6 +257,18 @@ int sertk_nusvm_plan_kernel(int n_classes, const int *count, const sertk_nusvm_p
 int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
                          int n_classes, const int *n_support, const double *dual_coef, const double *rho,
                          const sertk_blas *blas, int n_threads, double *dec);
+
+/*
+ * Class indices out[m] by libsvm's vote on the decision values sertk_nusvm_decision gives, the same labels, in
+ * about half its time for the RBF kernel: the test x support-vector product runs in float32 (sertk_vote_screen.c),
+ * with a proven bound on how far each decision value can be from the float64 one; a sample whose vote the bound
+ * cannot settle takes the float64 path.  n_float64 (may be NULL) gets how many did.  Other kernels, a BLAS without
+ * sgemm, or fewer than SERTK_SCREEN_MIN_ROWS samples take the float64 path for all.
+ */
+#define SERTK_SCREEN_MIN_ROWS 32
+int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                        int n_classes, const int *n_support, const double *dual_coef, const double *rho,
+                        const sertk_blas *blas, int n_threads, int *out, int *n_float64);
 
 /* libsvm's vote: pair (i, j) votes for i when its decision value is > 0, else for j; ties go to the lower index. */
 int sertk_nusvm_vote(const double *dec, int m, int n_classes, int *out);

@@ -56,6 +56,23 @@ static void sertk_couple(int k, const double *r, double *p, double *Q, double *Q
         }
     }
 }
+void sertk_pair_coefs(int n_classes, const int *n_support, const double *dual_coef, int n_sv, double *cm)
+{
+    const int K = n_classes, P = K * (K - 1) / 2;
+    for (size_t t = 0; t < (size_t)n_sv * P; t++) cm[t] = 0;
+    int p = 0, si = 0;
+    for (int i = 0; i < K; i++) {
+        int sj = si + n_support[i];
+        for (int j = i + 1; j < K; j++) {
+            for (int q = si; q < si + n_support[i]; q++) cm[(size_t)q * P + p] = dual_coef[(size_t)(j - 1) * n_sv + q];
+            for (int q = sj; q < sj + n_support[j]; q++) cm[(size_t)q * P + p] = dual_coef[(size_t)i * n_sv + q];
+            sj += n_support[j];
+            p++;
+        }
+        si += n_support[i];
+    }
+}
+
 typedef struct {
     const double *X;
     int m, d;
@@ -129,26 +146,12 @@ int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_
     int rc = SERTK_OK;
     double *cm = SERTK_NEW(double, (size_t)n_sv * P);
     double *sv_sq = SERTK_NEW(double, n_sv);
-    int *nz_start = SERTK_NEW(int, K);
     double *kbuf = NULL;
-    if (!cm || !sv_sq || !nz_start) {
+    if (!cm || !sv_sq) {
         rc = SERTK_ENOMEM;
         goto out;
     }
-    nz_start[0] = 0;
-    for (int c = 1; c < K; c++) nz_start[c] = nz_start[c - 1] + n_support[c - 1];
-    for (size_t t = 0; t < (size_t)n_sv * P; t++) cm[t] = 0;
-    {
-        int p = 0;
-        for (int i = 0; i < K; i++)
-            for (int j = i + 1; j < K; j++) {
-                for (int q = nz_start[i]; q < nz_start[i] + n_support[i]; q++)
-                    cm[(size_t)q * P + p] = dual_coef[(size_t)(j - 1) * n_sv + q];
-                for (int q = nz_start[j]; q < nz_start[j] + n_support[j]; q++)
-                    cm[(size_t)q * P + p] = dual_coef[(size_t)i * n_sv + q];
-                p++;
-            }
-    }
+    sertk_pair_coefs(K, n_support, dual_coef, n_sv, cm);
     if (kernel == SERTK_KERNEL_RBF)
         for (int s = 0; s < n_sv; s++) sv_sq[s] = sertk_dot(blas, d, sv + (size_t)s * d, sv + (size_t)s * d);
 
@@ -189,7 +192,6 @@ int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_
 out:
     free(cm);
     free(sv_sq);
-    free(nz_start);
     free(kbuf);
     return rc;
 }

@@ -476,21 +476,23 @@ class NuSVC(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _ovo_decision(self, X: np.ndarray) -> np.ndarray:
+    def _model_args(self, X: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, Any]]:
+        """The arguments ``_nusvm.decision_function`` and ``_nusvm.predict`` take for samples X."""
         if self.kernel == "precomputed":
             Xk = np.ascontiguousarray(X[:, self.support_])
             sv = np.empty((0, 0), dtype=np.float64)
         else:
             Xk = X
             sv = np.ascontiguousarray(self.support_vectors_, dtype=np.float64)
-        n_threads = _resolve_n_jobs(self.n_jobs)
-        with _blas_threads(n_threads):
-            return _nusvm.decision_function(
-                Xk, sv, np.ascontiguousarray(self.n_support_, dtype=np.int32),
+        args = (Xk, sv, np.ascontiguousarray(self.n_support_, dtype=np.int32),
                 np.ascontiguousarray(self._dual_coef_, dtype=np.float64),
-                np.ascontiguousarray(self._rho, dtype=np.float64), kernel=self.kernel, gamma=float(self._gamma),
-                n_threads=n_threads,
-            )
+                np.ascontiguousarray(self._rho, dtype=np.float64))
+        return args, {"kernel": self.kernel, "gamma": float(self._gamma), "n_threads": _resolve_n_jobs(self.n_jobs)}
+
+    def _ovo_decision(self, X: np.ndarray) -> np.ndarray:
+        args, kw = self._model_args(X)
+        with _blas_threads(kw["n_threads"]):
+            return _nusvm.decision_function(*args, **kw)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Decision values: (n_samples,) for two classes (> 0 means ``classes_[1]``), else (n_samples, n_classes)
@@ -509,12 +511,13 @@ class NuSVC(ClassifierMixin, BaseEstimator):
         if self.break_ties and self.decision_function_shape == "ovo":  # as scikit-learn: fit accepts it
             raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
         X = self._validate_for_predict(X)
-        dec = self._ovo_decision(X)
         k = len(self.classes_)
         if self.break_ties and self.decision_function_shape == "ovr" and k > 2:
-            idx = np.argmax(_ovr_from_ovo(dec, k), axis=1)
-        else:
-            idx = _nusvm.vote(dec, k)
+            idx = np.argmax(_ovr_from_ovo(self._ovo_decision(X), k), axis=1)
+        else:  # the vote of the float64 decision values, most samples settled in float32 (docs/svm.md)
+            args, kw = self._model_args(X)
+            with _blas_threads(kw["n_threads"]):
+                idx, _ = _nusvm.predict(*args, **kw)
         return self.classes_.take(np.asarray(idx, dtype=np.intp))
 
     def _check_proba(self) -> bool:

@@ -51,6 +51,18 @@ def decision_function(
     gamma: float = ...,
     n_threads: int = ...,
 ) -> npt.NDArray[np.float64]: ...
+def predict(
+    X: npt.NDArray[np.float64],
+    support_vectors: npt.NDArray[np.float64],
+    n_support: npt.NDArray[np.int32],
+    dual_coef: npt.NDArray[np.float64],
+    rho: npt.NDArray[np.float64],
+    *,
+    kernel: str = ...,
+    gamma: float = ...,
+    n_threads: int = ...,
+    screen: bool = ...,
+) -> tuple[npt.NDArray[np.int32], int]: ...
 def vote(dec: npt.NDArray[np.float64], n_classes: int) -> npt.NDArray[np.int32]: ...
 def proba(
     dec: npt.NDArray[np.float64],

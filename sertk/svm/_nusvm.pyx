@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from scipy.linalg.cython_blas cimport ddot, dgemm
+from scipy.linalg.cython_blas cimport ddot, dgemm, sgemm
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -27,10 +27,13 @@ cdef extern from "sertk_nusvm.h" nogil:
     ctypedef void (*sertk_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *, double *,
                                     int *, double *, double *, int *) noexcept nogil
     ctypedef double (*sertk_ddot_fn)(int *, double *, int *, double *, int *) noexcept nogil
+    ctypedef void (*sertk_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *, float *,
+                                    int *, float *, float *, int *) noexcept nogil
 
     ctypedef struct sertk_blas:
         sertk_dgemm_fn dgemm
         sertk_ddot_fn ddot
+        sertk_sgemm_fn sgemm
 
     ctypedef struct sertk_nusvm_progress:
         int subproblems_total
@@ -149,6 +152,9 @@ cdef extern from "sertk_nusvm.h" nogil:
     int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
                              int n_classes, const int *n_support, const double *dual_coef, const double *rho,
                              const sertk_blas *blas, int n_threads, double *dec)
+    int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                            int n_classes, const int *n_support, const double *dual_coef, const double *rho,
+                            const sertk_blas *blas, int n_threads, int *out, int *n_float64)
     int sertk_nusvm_vote(const double *dec, int m, int n_classes, int *out)
     int sertk_nusvm_proba(const double *dec, int m, int n_classes, const double *prob_a, const double *prob_b,
                           double *out)
@@ -182,6 +188,7 @@ cdef sertk_blas _blas() noexcept nogil:
     cdef sertk_blas b
     b.dgemm = <sertk_dgemm_fn>dgemm
     b.ddot = <sertk_ddot_fn>ddot
+    b.sgemm = <sertk_sgemm_fn>sgemm
     return b
 
 
@@ -682,6 +689,23 @@ cdef dict _model_to_dict(sertk_nusvm_model *m):
     }
 
 
+cdef int _check_model(int code, Py_ssize_t d, const double[:, ::1] support_vectors, const int[::1] n_support,
+                      const double[:, ::1] dual_coef, const double[::1] rho) except -1:
+    """ValueError unless the model's arrays fit together and the samples' d columns fit the kernel."""
+    cdef Py_ssize_t k = n_support.shape[0], nsv = dual_coef.shape[1]
+    if k < 2 or dual_coef.shape[0] != k - 1 or rho.shape[0] != k * (k - 1) // 2:
+        raise ValueError("inconsistent model: n_support, dual_coef and rho do not fit together")
+    if int(np.asarray(n_support).sum()) != nsv:
+        raise ValueError("inconsistent model: n_support does not add up to the number of support vectors")
+    if code == SERTK_KERNEL_PRECOMPUTED:
+        if d != nsv:
+            raise ValueError(f"precomputed kernel has {d} columns, expected {nsv} (one per support vector)")
+    elif support_vectors.shape[0] != nsv or (nsv > 0 and support_vectors.shape[1] != d):
+        raise ValueError(f"X has {d} features but the support vectors have shape "
+                         f"{(support_vectors.shape[0], support_vectors.shape[1])}")
+    return 0
+
+
 def decision_function(const double[:, ::1] X, const double[:, ::1] support_vectors, const int[::1] n_support,
                       const double[:, ::1] dual_coef, const double[::1] rho, *, str kernel="rbf", double gamma=1.0,
                       int n_threads=1):
@@ -692,18 +716,8 @@ def decision_function(const double[:, ::1] X, const double[:, ::1] support_vecto
     """
     cdef int code = _kernel_code(kernel)
     cdef Py_ssize_t k = n_support.shape[0], m = X.shape[0], d = X.shape[1], nsv = dual_coef.shape[1]
-    cdef Py_ssize_t P = k * (k - 1) // 2
-    if k < 2 or dual_coef.shape[0] != k - 1 or rho.shape[0] != P:
-        raise ValueError("inconsistent model: n_support, dual_coef and rho do not fit together")
-    if int(np.asarray(n_support).sum()) != nsv:
-        raise ValueError("inconsistent model: n_support does not add up to the number of support vectors")
-    if code == SERTK_KERNEL_PRECOMPUTED:
-        if d != nsv:
-            raise ValueError(f"precomputed kernel has {d} columns, expected {nsv} (one per support vector)")
-    elif support_vectors.shape[0] != nsv or (nsv > 0 and support_vectors.shape[1] != d):
-        raise ValueError(f"X has {d} features but the support vectors have shape "
-                         f"{(support_vectors.shape[0], support_vectors.shape[1])}")
-    dec = np.empty((m, P), dtype=np.float64)
+    _check_model(code, d, support_vectors, n_support, dual_coef, rho)
+    dec = np.empty((m, k * (k - 1) // 2), dtype=np.float64)
     if m == 0:
         return dec
     cdef double[:, ::1] dec_v = dec
@@ -716,6 +730,35 @@ def decision_function(const double[:, ::1] X, const double[:, ::1] support_vecto
                                   dcp, &rho[0], &blas, n_threads, &dec_v[0, 0])
     _check(rc)
     return dec
+
+
+def predict(const double[:, ::1] X, const double[:, ::1] support_vectors, const int[::1] n_support,
+            const double[:, ::1] dual_coef, const double[::1] rho, *, str kernel="rbf", double gamma=1.0,
+            int n_threads=1, bint screen=True):
+    """libsvm's one-vs-one vote as int32 class indices (n_samples,), and how many samples took the float64 path.
+
+    The labels are :func:`vote` of :func:`decision_function`'s values.  For the RBF kernel most samples are
+    settled by a float32 product with a proven error bound (``sertk_vote_screen.c``); ``screen=False`` sends
+    every sample to the float64 path (for comparisons).
+    """
+    cdef int code = _kernel_code(kernel)
+    cdef Py_ssize_t k = n_support.shape[0], m = X.shape[0], d = X.shape[1], nsv = dual_coef.shape[1]
+    _check_model(code, d, support_vectors, n_support, dual_coef, rho)
+    out = np.empty(m, dtype=np.int32)
+    if m == 0:
+        return out, 0
+    cdef int[::1] out_v = out
+    cdef sertk_blas blas = _blas()
+    if not screen:
+        blas.sgemm = NULL
+    cdef const double *svp = &support_vectors[0, 0] if (code != SERTK_KERNEL_PRECOMPUTED and nsv > 0) else NULL
+    cdef const double *dcp = &dual_coef[0, 0] if nsv > 0 else NULL
+    cdef int rc, n_float64 = 0
+    with nogil:
+        rc = sertk_nusvm_predict(&X[0, 0], <int>m, <int>d, svp, <int>nsv, code, gamma, <int>k, &n_support[0],
+                                 dcp, &rho[0], &blas, n_threads, &out_v[0], &n_float64)
+    _check(rc)
+    return out, n_float64
 
 
 def vote(const double[:, ::1] dec, int n_classes):
