@@ -1,7 +1,7 @@
 """One ν-SVM fit at corpus scale, for the scaling rows of RESULTS-nusvm.md.
 
     python benchmarks/scale_nusvm.py IMPL N JOBS [--cache MB] [--save NPZ] [--ref NPZ] [--predict M] [--twin]
-        [--warm] [--float32] [--log S] [--checkpoint PATH]
+        [--predict-reps R] [--warm] [--float32] [--log S] [--checkpoint PATH]
 
 ``IMPL`` is ``sklearn`` or any label for sertk (the build that is installed); the data are
 ``bench_nusvm.make_embeddings(N, seed=1)``, ν = 0.1, RBF ``gamma="scale"``, ``cache_size`` 1024 MiB unless
@@ -17,7 +17,10 @@ its predict row are one run; prediction cost does not depend on the values), on 
 used. With ``--twin``, scikit-learn's
 ``predict`` is timed too, on a scikit-learn ``NuSVC`` given our fitted model's arrays (support vectors,
 coefficients, intercepts: the same model, as the fit rows show), so that predict is compared at training sizes
-where scikit-learn's own fit would take hours; the two predictions must be equal.
+where scikit-learn's own fit would take hours; the two predictions must be equal. Ours is also timed on the
+float64 path alone (``_nusvm.predict(screen=False)``), with how many samples the float32 screen left to it.
+``--predict-reps R`` then times both predicts R more times, alternating: the first call in a process pays page
+faults and first-use costs that later calls do not.
 
 ``--warm`` fits 64 vectors with the same library first, untimed, so the timed fit leaves out what a fresh process pays
 once (lazy imports; scikit-learn's first input check scans every installed package's entry points through
@@ -151,7 +154,7 @@ def warm_up(model) -> None:
 
 def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = None, ref: str | None = None,
          predict: int = 0, twin: bool = False, warm: bool = False, float32: bool = False,
-         checkpoint: str | None = None) -> dict:
+         checkpoint: str | None = None, predict_reps: int = 0) -> dict:
     X, y = make_embeddings(n, seed=1)
     if float32:  # values an embedding model gives (float32), held as float64 as both libraries fit them
         X = X.astype(np.float32).astype(np.float64)
@@ -204,6 +207,17 @@ def main(impl: str, n: int, jobs: int, cache: float = 1024, save: str | None = N
                 sk_pred = sk.predict(X_test)
                 out["sklearn_predict_s"] = round(time.perf_counter() - start, 3)
             out["same_predictions"] = bool(np.array_equal(sk_pred, pred))
+            if predict_reps:  # then both again, alternating: what a process that predicts more than once sees
+                ours_t, sk_t = [], []
+                with threadpool_limits(limits=1):
+                    for _ in range(predict_reps):
+                        start = time.perf_counter()
+                        model.predict(X_test)
+                        ours_t.append(round(time.perf_counter() - start, 4))
+                        start = time.perf_counter()
+                        sk.predict(X_test)
+                        sk_t.append(round(time.perf_counter() - start, 4))
+                out["predict_warm_s"], out["sklearn_predict_warm_s"] = ours_t, sk_t
             probe = X_test[: min(len(X_test), 200)]
             out["decision_max_abs_diff"] = float(np.max(np.abs(sk.decision_function(probe)
                                                                 - model.decision_function(probe))))
@@ -232,6 +246,8 @@ if __name__ == "__main__":
     ap.add_argument("--ref", help="compare with a model saved by --save")
     ap.add_argument("--predict", type=int, default=0, help="also time predict on this many held-out vectors")
     ap.add_argument("--twin", action="store_true", help="with --predict: time scikit-learn's predict of our model")
+    ap.add_argument("--predict-reps", type=int, default=0, metavar="R",
+                    help="with --twin: both predicts R more times, alternating")
     ap.add_argument("--warm", action="store_true", help="an untimed small fit of the same library first")
     ap.add_argument("--float32", action="store_true", help="the training data rounded to float32 values first")
     ap.add_argument("--log", type=float, default=0, metavar="S", help="our fit's progress to stderr every S seconds")
@@ -244,5 +260,5 @@ if __name__ == "__main__":
     if a.log > 0 and a.impl != "sklearn":
         log_progress(a.log)
     print(json.dumps(main(a.impl, a.n, a.jobs, a.cache, a.save, a.ref, a.predict, a.twin, a.warm, a.float32,
-                          a.checkpoint)),
+                          a.checkpoint, a.predict_reps)),
           flush=True)
