@@ -102,9 +102,12 @@ SERTK_HIDDEN void sertk_gemm_ab(const sertk_blas *blas, int mr, int nc, int k, c
 SERTK_HIDDEN double sertk_dot(const sertk_blas *blas, int d, const double *x, const double *y);
 
 /*
- * Prediction (sertk_predict.c): every pair's coefficients as one n_sv x P row-major matrix, cm[q][p] the
- * coefficient of support vector q in pair p (0 where q's class is not in p), so that one product gives all pairs.
+ * Prediction (sertk_predict.c): whether a model's sizes and a call's arguments fit together; every pair's
+ * coefficients as one n_sv x P row-major matrix, cm[q][p] the coefficient of support vector q in pair p (0 where
+ * q's class is not in p), so that one product gives all pairs.
  */
+SERTK_HIDDEN int sertk_check_model(int m, int d, int n_sv, int kernel, int n_classes, const int *n_support,
+                                  const sertk_blas *blas, int n_threads); /* SERTK_OK or SERTK_EINVAL */
 SERTK_HIDDEN void sertk_pair_coefs(int n_classes, const int *n_support, const double *dual_coef, int n_sv,
                                    double *cm);
 

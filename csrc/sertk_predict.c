@@ -73,6 +73,22 @@ void sertk_pair_coefs(int n_classes, const int *n_support, const double *dual_co
     }
 }
 
+int sertk_check_model(int m, int d, int n_sv, int kernel, int n_classes, const int *n_support,
+                      const sertk_blas *blas, int n_threads)
+{
+    if (m < 0 || d < 1 || n_sv < 0 || n_classes < 2 || n_threads < 1 || !blas || !blas->dgemm || !blas->ddot)
+        return SERTK_EINVAL;
+    if (kernel != SERTK_KERNEL_RBF && kernel != SERTK_KERNEL_LINEAR && kernel != SERTK_KERNEL_PRECOMPUTED)
+        return SERTK_EINVAL;
+    if (kernel == SERTK_KERNEL_PRECOMPUTED && d != n_sv) return SERTK_EINVAL;
+    long long tot = 0;
+    for (int c = 0; c < n_classes; c++) {
+        if (n_support[c] < 0) return SERTK_EINVAL;
+        tot += n_support[c];
+    }
+    return tot == n_sv ? SERTK_OK : SERTK_EINVAL;
+}
+
 typedef struct {
     const double *X;
     int m, d;
@@ -123,19 +139,7 @@ int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_
                          const sertk_blas *blas, int n_threads, double *dec)
 {
     const int K = n_classes;
-    if (m < 0 || d < 1 || n_sv < 0 || K < 2 || n_threads < 1 || !blas || !blas->dgemm || !blas->ddot)
-        return SERTK_EINVAL;
-    if (kernel != SERTK_KERNEL_RBF && kernel != SERTK_KERNEL_LINEAR && kernel != SERTK_KERNEL_PRECOMPUTED)
-        return SERTK_EINVAL;
-    if (kernel == SERTK_KERNEL_PRECOMPUTED && d != n_sv) return SERTK_EINVAL;
-    {
-        long long tot = 0;
-        for (int c = 0; c < K; c++) {
-            if (n_support[c] < 0) return SERTK_EINVAL;
-            tot += n_support[c];
-        }
-        if (tot != n_sv) return SERTK_EINVAL;
-    }
+    if (sertk_check_model(m, d, n_sv, kernel, K, n_support, blas, n_threads) != SERTK_OK) return SERTK_EINVAL;
     const int P = K * (K - 1) / 2;
     if (m == 0) return SERTK_OK;
     if (n_sv == 0) {

@@ -342,22 +342,13 @@ int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_s
     const int K = n_classes;
     int dummy;
     if (!n_float64) n_float64 = &dummy;
-    if (m < 0 || d < 1 || n_sv < 0 || K < 2 || n_threads < 1 || !blas || !blas->dgemm || !blas->ddot)
-        return SERTK_EINVAL;
+    if (sertk_check_model(m, d, n_sv, kernel, K, n_support, blas, n_threads) != SERTK_OK) return SERTK_EINVAL;
     for (int r = 0; r < m; r++) out[r] = -1;
     int screen = kernel == SERTK_KERNEL_RBF && blas->sgemm && m >= SERTK_SCREEN_MIN_ROWS && n_sv > 0 &&
                  K <= SERTK_SCREEN_MAX_CLASSES;
     if (!screen)
         return sertk_predict_float64(X, m, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, blas,
                                      n_threads, out, n_float64);
-    {
-        long long tot = 0;
-        for (int c = 0; c < K; c++) {
-            if (n_support[c] < 0) return SERTK_EINVAL;
-            tot += n_support[c];
-        }
-        if (tot != n_sv) return SERTK_EINVAL;
-    }
     const int P = K * (K - 1) / 2;
     int rc = SERTK_ENOMEM;
     float *svf = SERTK_NEW(float, (size_t)n_sv * d);
