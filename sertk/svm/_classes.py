@@ -127,7 +127,9 @@ class NuSVC(ClassifierMixin, BaseEstimator):
     The same model as :class:`sklearn.svm.NuSVC` (same support vectors, iteration counts, dual coefficients and
     intercepts up to rounding, same predictions), trained by a C implementation of libsvm's ν-SMO that computes
     kernel values with BLAS: the float32 Gram matrix in one float64 product when it fits ``cache_size``, kernel
-    rows in BLAS blocks through an LRU cache when it does not.  Multiclass problems are one-vs-one.
+    rows in BLAS blocks through an LRU cache when it does not.  Multiclass problems are one-vs-one.  ``predict``
+    settles most votes from a float32 product whose error is bounded, and the rest in float64, so its labels are
+    those of the float64 decision values (docs/svm.md, 'Prediction').
 
     Parameters
     ----------
