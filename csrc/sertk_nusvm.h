@@ -263,9 +263,10 @@ int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_
  * about half its time for the RBF kernel: the test x support-vector product runs in float32 (sertk_vote_screen.c),
  * with a proven bound on how far each decision value can be from the float64 one; a sample whose vote the bound
  * cannot settle takes the float64 path.  n_float64 (may be NULL) gets how many did.  Other kernels, a BLAS without
- * sgemm, or fewer than SERTK_SCREEN_MIN_ROWS samples take the float64 path for all.
+ * sgemm, and batches too small to repay the screen's fixed costs (fewer than SERTK_SCREEN_MIN_ROWS samples, or
+ * fewer than one per 32 support vectors) take the float64 path for all.
  */
-#define SERTK_SCREEN_MIN_ROWS 32
+#define SERTK_SCREEN_MIN_ROWS 64
 int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
                         int n_classes, const int *n_support, const double *dual_coef, const double *rho,
                         const sertk_blas *blas, int n_threads, int *out, int *n_float64);

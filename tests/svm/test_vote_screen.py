@@ -155,7 +155,7 @@ def test_paths_without_the_screen():
     model, X = _fit(n=300, d=32, k=3, seed=15)
     T = make_embeddings(n=100, d=32, k=3, seed=16)[0]
     assert _labels(model, T, screen=False)[1] == len(T)
-    assert _labels(model, T[:31])[1] == 31  # fewer than SERTK_SCREEN_MIN_ROWS samples
+    assert _labels(model, T[:63])[1] == 63  # fewer than SERTK_SCREEN_MIN_ROWS samples
     linear = NuSVC(nu=0.2, kernel="linear").fit(X, model.predict(X))
     labels, n_float64 = _labels(linear, T)
     assert n_float64 == len(T)
@@ -167,6 +167,20 @@ def test_paths_without_the_screen():
     labels, n_float64 = _labels(pre, K)
     assert n_float64 == len(T)
     np.testing.assert_array_equal(labels, _float64_labels(pre, K))
+
+
+def test_batches_small_for_the_model_take_the_float64_path():
+    """fewer samples than one per 32 support vectors: the screen's fixed costs would not be repaid"""
+    X, y = make_embeddings(n=3000, d=16, k=3, seed=21)
+    model = NuSVC(nu=0.7).fit(X, y)
+    n_sv = len(model.support_)
+    T = make_embeddings(n=n_sv // 32 + 40, d=16, k=3, seed=22)[0]
+    few = n_sv // 32 - 1
+    assert few >= 64, n_sv
+    assert _labels(model, T[:few])[1] == few
+    labels, n_float64 = _labels(model, T)
+    assert n_float64 < len(T)
+    np.testing.assert_array_equal(labels, _float64_labels(model, T))
 
 
 def test_many_classes_take_the_float64_path():
