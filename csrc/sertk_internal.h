@@ -110,5 +110,10 @@ SERTK_HIDDEN int sertk_check_model(int m, int d, int n_sv, int kernel, int n_cla
                                   const sertk_blas *blas, int n_threads); /* SERTK_OK or SERTK_EINVAL */
 SERTK_HIDDEN void sertk_pair_coefs(int n_classes, const int *n_support, const double *dual_coef, int n_sv,
                                    double *cm);
+/* sertk_nusvm_decision's work for m >= 1 samples and n_sv >= 1 support vectors, given the model's coefficient matrix
+ * (sertk_pair_coefs) and, for the RBF kernel, the support vectors' squared norms (sertk_dot) */
+SERTK_HIDDEN int sertk_decision_values(const double *X, int m, int d, const double *sv, int n_sv, int kernel,
+                                       double gamma, int P, const double *cm, const double *sv_sq, const double *rho,
+                                       const sertk_blas *blas, int n_threads, double *dec);
 
 #endif

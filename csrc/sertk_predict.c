@@ -134,31 +134,10 @@ static int sertk_dec_task(void *ctx, int task, int worker)
     return SERTK_OK;
 }
 
-int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
-                         int n_classes, const int *n_support, const double *dual_coef, const double *rho,
-                         const sertk_blas *blas, int n_threads, double *dec)
+int sertk_decision_values(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                          int P, const double *cm, const double *sv_sq, const double *rho, const sertk_blas *blas,
+                          int n_threads, double *dec)
 {
-    const int K = n_classes;
-    if (sertk_check_model(m, d, n_sv, kernel, K, n_support, blas, n_threads) != SERTK_OK) return SERTK_EINVAL;
-    const int P = K * (K - 1) / 2;
-    if (m == 0) return SERTK_OK;
-    if (n_sv == 0) {
-        for (int r = 0; r < m; r++)
-            for (int p = 0; p < P; p++) dec[(size_t)r * P + p] = -rho[p];
-        return SERTK_OK;
-    }
-    int rc = SERTK_OK;
-    double *cm = SERTK_NEW(double, (size_t)n_sv * P);
-    double *sv_sq = SERTK_NEW(double, n_sv);
-    double *kbuf = NULL;
-    if (!cm || !sv_sq) {
-        rc = SERTK_ENOMEM;
-        goto out;
-    }
-    sertk_pair_coefs(K, n_support, dual_coef, n_sv, cm);
-    if (kernel == SERTK_KERNEL_RBF)
-        for (int s = 0; s < n_sv; s++) sv_sq[s] = sertk_dot(blas, d, sv + (size_t)s * d, sv + (size_t)s * d);
-
     sertk_dec_job job;
     job.X = X;
     job.m = m;
@@ -184,19 +163,45 @@ int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_
     }
     int ntasks = (m + job.block - 1) / job.block;
     int nw = n_threads < ntasks ? n_threads : ntasks;
+    double *kbuf = NULL;
     if (kernel != SERTK_KERNEL_PRECOMPUTED) {
         kbuf = SERTK_NEW(double, (size_t)nw * job.block * n_sv);
-        if (!kbuf) {
-            rc = SERTK_ENOMEM;
-            goto out;
-        }
+        if (!kbuf) return SERTK_ENOMEM;
     }
     job.kbuf = kbuf;
-    rc = sertk_parallel_for(nw, ntasks, sertk_dec_task, &job);
+    const int rc = sertk_parallel_for(nw, ntasks, sertk_dec_task, &job);
+    free(kbuf);
+    return rc;
+}
+
+int sertk_nusvm_decision(const double *X, int m, int d, const double *sv, int n_sv, int kernel, double gamma,
+                         int n_classes, const int *n_support, const double *dual_coef, const double *rho,
+                         const sertk_blas *blas, int n_threads, double *dec)
+{
+    const int K = n_classes;
+    if (sertk_check_model(m, d, n_sv, kernel, K, n_support, blas, n_threads) != SERTK_OK) return SERTK_EINVAL;
+    const int P = K * (K - 1) / 2;
+    if (m == 0) return SERTK_OK;
+    if (n_sv == 0) {
+        for (int r = 0; r < m; r++)
+            for (int p = 0; p < P; p++) dec[(size_t)r * P + p] = -rho[p];
+        return SERTK_OK;
+    }
+    int rc = SERTK_OK;
+    double *cm = SERTK_NEW(double, (size_t)n_sv * P);
+    double *sv_sq = SERTK_NEW(double, n_sv);
+    if (!cm || !sv_sq) {
+        rc = SERTK_ENOMEM;
+        goto out;
+    }
+    sertk_pair_coefs(K, n_support, dual_coef, n_sv, cm);
+    if (kernel == SERTK_KERNEL_RBF)
+        for (int s = 0; s < n_sv; s++) sv_sq[s] = sertk_dot(blas, d, sv + (size_t)s * d, sv + (size_t)s * d);
+
+    rc = sertk_decision_values(X, m, d, sv, n_sv, kernel, gamma, P, cm, sv_sq, rho, blas, n_threads, dec);
 out:
     free(cm);
     free(sv_sq);
-    free(kbuf);
     return rc;
 }
 

@@ -313,10 +313,14 @@ static int sertk_screen_task(void *ctx, int task, int worker)
     return SERTK_OK;
 }
 
-/* the float64 path for the samples marked -1 in label: gathered, decided, voted, put back */
+/*
+ * The float64 path for the samples marked -1 in label: gathered, decided, voted, put back.  cm and sv_sq, when the
+ * screen has them (else NULL), are the coefficient matrix and squared norms sertk_nusvm_decision would compute.
+ */
 static int sertk_predict_float64(const double *X, int m, int d, const double *sv, int n_sv, int kernel,
                                  double gamma, int K, const int *n_support, const double *dual_coef,
-                                 const double *rho, const sertk_blas *blas, int n_threads, int *label, int *count)
+                                 const double *rho, const double *cm, const double *sv_sq, const sertk_blas *blas,
+                                 int n_threads, int *label, int *count)
 {
     const int P = K * (K - 1) / 2;
     int u = 0;
@@ -332,8 +336,10 @@ static int sertk_predict_float64(const double *X, int m, int d, const double *sv
     if (!all)
         for (int r = 0, t = 0; r < m; r++)
             if (label[r] < 0) memcpy(Xu + (size_t)(t++) * d, X + (size_t)r * d, (size_t)d * sizeof(double));
-    rc = sertk_nusvm_decision(all ? X : Xu, u, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, blas,
-                              n_threads, dec);
+    rc = cm ? sertk_decision_values(all ? X : Xu, u, d, sv, n_sv, kernel, gamma, P, cm, sv_sq, rho, blas,
+                                    n_threads, dec)
+            : sertk_nusvm_decision(all ? X : Xu, u, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, blas,
+                                   n_threads, dec);
     if (rc == SERTK_OK) rc = sertk_nusvm_vote(dec, u, K, lab);
     if (rc == SERTK_OK)
         for (int r = 0, t = 0; r < m; r++)
@@ -357,8 +363,8 @@ int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_s
     int screen = kernel == SERTK_KERNEL_RBF && blas->sgemm && n_sv > 0 && K <= SERTK_SCREEN_MAX_CLASSES &&
                  m >= SERTK_SCREEN_MIN_ROWS && (long long)m * SERTK_SCREEN_SV_PER_ROW >= n_sv;
     if (!screen)
-        return sertk_predict_float64(X, m, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, blas,
-                                     n_threads, out, n_float64);
+        return sertk_predict_float64(X, m, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, NULL, NULL,
+                                     blas, n_threads, out, n_float64);
     const int P = K * (K - 1) / 2;
     int rc = SERTK_ENOMEM;
     float *svf = SERTK_NEW(float, (size_t)n_sv * d);
@@ -427,8 +433,8 @@ int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_s
         rc = sertk_parallel_for(nw, ntasks, sertk_screen_task, &job);
         if (rc != SERTK_OK) goto out;
     }
-    rc = sertk_predict_float64(X, m, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, blas, n_threads, out,
-                               n_float64);
+    rc = sertk_predict_float64(X, m, d, sv, n_sv, kernel, gamma, K, n_support, dual_coef, rho, screen ? cm : NULL,
+                               screen ? sv_sq : NULL, blas, n_threads, out, n_float64);
 out:
     free(svf);
     free(cm);
