@@ -40,7 +40,9 @@ def _float64_labels(model, X):
 
 def _assert_float64_labels(model, X, labels, noise=1e-11):
     """labels equal the float64 path's vote, up to pairs whose float64 decision value is within noise of 0
-    (relative to the pair's largest absolute value over X), which may count either way."""
+    (relative to the pair's largest absolute value over X), which may count either way: there the float64 path's
+    own sign depends on the BLAS's blocking, so on the batch the samples that took it were in.  Returns which rows
+    had such a pair (every other row was compared exactly)."""
     args, kw = model._model_args(np.ascontiguousarray(X, dtype=np.float64))
     dec = _nusvm.decision_function(*args, **kw)
     k = len(model.classes_)
@@ -62,7 +64,7 @@ def _assert_float64_labels(model, X, labels, noise=1e-11):
                 v[i if win else j] += 1
             possible.add(int(np.argmax(v)))
         assert labels[r] in possible, (r, labels[r], possible)
-    return int(loose.any(axis=1).sum())
+    return loose.any(axis=1)
 
 
 def _boundary_points(model, X, count, seed=0):
@@ -103,9 +105,9 @@ def test_labels_equal_the_float64_path(d, k):
     model, _ = _fit(n=600, d=d, k=k, seed=d + k)
     X = make_embeddings(n=400, d=d, k=k, seed=99)[0]
     labels, n_float64 = _labels(model, X)
-    np.testing.assert_array_equal(labels, _float64_labels(model, X))
+    _assert_float64_labels(model, X, labels)
     assert n_float64 < len(X) // 4  # the screen settles most samples (else it would be no faster)
-    np.testing.assert_array_equal(model.predict(X), model.classes_[_float64_labels(model, X)])
+    _assert_float64_labels(model, X, np.searchsorted(model.classes_, model.predict(X)))
 
 
 def test_samples_on_a_boundary_go_to_the_float64_path():
@@ -114,7 +116,7 @@ def test_samples_on_a_boundary_go_to_the_float64_path():
     rest = make_embeddings(n=200, d=256, k=4, seed=5)[0]
     both = np.vstack([edge, rest])
     labels, n_float64 = _labels(model, both)
-    assert _assert_float64_labels(model, both, labels) >= len(edge)
+    assert _assert_float64_labels(model, both, labels).sum() >= len(edge)
     # a decision value within 1e-13 of 0 is far inside any float32 bound, so each of these needed the float64
     # path unless its pair could not change the vote's winner
     only_edge = _labels(model, np.vstack([edge] * 2))[1]  # twice: at least SERTK_SCREEN_MIN_ROWS samples
@@ -126,9 +128,9 @@ def test_two_threads_give_the_same_labels():
     T = np.vstack([make_embeddings(n=500, d=300, k=4, seed=8)[0], _boundary_points(model, X, 10)])
     one, _ = _labels(model, T, n_threads=1)
     two, _ = _labels(model, T, n_threads=2)
-    np.testing.assert_array_equal(one[:500], two[:500])
     _assert_float64_labels(model, T, one)
-    _assert_float64_labels(model, T, two)
+    clear = ~_assert_float64_labels(model, T, two)  # rows with no pair's decision value near 0
+    np.testing.assert_array_equal(one[clear], two[clear])
 
 
 def test_values_beyond_the_bound_take_the_float64_path():
@@ -137,7 +139,7 @@ def test_values_beyond_the_bound_take_the_float64_path():
     T[:10, 0] = 1e13  # above 2^40: float32 sums could overflow
     labels, n_float64 = _labels(model, T)
     assert n_float64 >= 10
-    np.testing.assert_array_equal(labels, _float64_labels(model, T))
+    _assert_float64_labels(model, T, labels)
 
 
 def test_tiny_and_huge_scales_keep_the_labels():
@@ -148,7 +150,7 @@ def test_tiny_and_huge_scales_keep_the_labels():
     for scale in (1e-30, 1e-20, 1e10):
         model = NuSVC(nu=0.2, gamma=1.0 / scale**2).fit(X * scale, y)
         labels, _ = _labels(model, T * scale)
-        np.testing.assert_array_equal(labels, _float64_labels(model, T * scale), err_msg=str(scale))
+        _assert_float64_labels(model, T * scale, labels)
 
 
 def test_paths_without_the_screen():
@@ -158,14 +160,14 @@ def test_paths_without_the_screen():
     assert _labels(model, T[:63])[1] == 63  # fewer than SERTK_SCREEN_MIN_ROWS samples
     linear = NuSVC(nu=0.2, kernel="linear").fit(X, model.predict(X))
     labels, n_float64 = _labels(linear, T)
-    assert n_float64 == len(T)
+    assert n_float64 == len(T)  # the whole batch in one float64 call, as _float64_labels: exact by construction
     np.testing.assert_array_equal(labels, _float64_labels(linear, T))
     sq = (X * X).sum(1)
     pre = NuSVC(nu=0.2, kernel="precomputed").fit(np.exp(-(sq[:, None] + sq[None, :] - 2 * X @ X.T)),
                                                   model.predict(X))
     K = np.exp(-((T * T).sum(1)[:, None] + sq[None, :] - 2 * T @ X.T))
     labels, n_float64 = _labels(pre, K)
-    assert n_float64 == len(T)
+    assert n_float64 == len(T)  # as above
     np.testing.assert_array_equal(labels, _float64_labels(pre, K))
 
 
@@ -180,7 +182,7 @@ def test_batches_small_for_the_model_take_the_float64_path():
     assert _labels(model, T[:few])[1] == few
     labels, n_float64 = _labels(model, T)
     assert n_float64 < len(T)
-    np.testing.assert_array_equal(labels, _float64_labels(model, T))
+    _assert_float64_labels(model, T, labels)
 
 
 def test_many_classes_take_the_float64_path():
@@ -188,25 +190,22 @@ def test_many_classes_take_the_float64_path():
     model = NuSVC(nu=0.05).fit(X, y)
     T = make_embeddings(n=64, d=24, k=17, seed=18)[0]
     labels, n_float64 = _labels(model, T)
-    assert n_float64 == len(T)
+    assert n_float64 == len(T)  # the whole batch in one float64 call, as _float64_labels: exact by construction
     np.testing.assert_array_equal(labels, _float64_labels(model, T))
 
 
-def test_scalar_code_gives_the_same_labels(tmp_path):
+def test_scalar_code_gives_the_same_labels():
     """SERTK_NUSVM_SCALAR=1: the decision sums' plain C loops, which CPUs without AVX2 and FMA take."""
     script = (
         "import numpy as np, sys\n"
         "sys.path.insert(0, sys.argv[2])\n"
         "from conftest import make_embeddings\n"
-        "from test_vote_screen import _fit, _labels, _float64_labels\n"
+        "from test_vote_screen import _fit, _labels, _assert_float64_labels\n"
         "model, X = _fit(n=500, d=300, k=4, seed=19)\n"
         "T = make_embeddings(n=300, d=300, k=4, seed=20)[0]\n"
         "labels, n64 = _labels(model, T)\n"
         "assert n64 < len(T) // 4, n64\n"
-        "np.save(sys.argv[1], np.stack([labels, _float64_labels(model, T)]))\n"
+        "_assert_float64_labels(model, T, labels)\n"
     )
-    path = tmp_path / "labels.npy"
     env = {**os.environ, "SERTK_NUSVM_SCALAR": "1"}
-    subprocess.run([sys.executable, "-c", script, str(path), os.path.dirname(__file__)], check=True, env=env)
-    screened, exact = np.load(path)
-    np.testing.assert_array_equal(screened, exact)
+    subprocess.run([sys.executable, "-c", script, "", os.path.dirname(__file__)], check=True, env=env)
