@@ -69,7 +69,8 @@ def test_run_keeps_the_nusvm_fit_in_a_checkpoint_folder(toy_host, toy_corpus, tm
 def test_run_keeps_a_long_nusvm_fit_in_the_cache_by_default(toy_host, toy_corpus, tmp_path, monkeypatch):
     """From FIT_CHECKPOINT_FROM training samples (0 here, for the toy corpus) ``sertk run`` keeps its ν-SVM fit in
     the cache's fits folder: a repeated (or stopped) run takes it from there. ``sertk cache info`` counts the file,
-    ``sertk cache clear`` deletes it; the saved model names no such folder; ``--no-cache`` keeps nothing."""
+    ``sertk cache clear`` deletes it with the embeddings, after one question that names both; the saved model names
+    no such folder; ``--no-cache`` keeps nothing."""
     from sertk.experiment import pipeline
     from sertk_plugins.classifiers import nusvm
 
@@ -96,9 +97,20 @@ def test_run_keeps_a_long_nusvm_fit_in_the_cache_by_default(toy_host, toy_corpus
     assert info.exit_code == 0, info.output
     assert json.loads(info.output)["fits"]["files"] == 1
     (cache / "fits" / "notes.txt").write_text("mine")  # a user's file there is left alone
-    cleared = invoke("cache", "clear", "--cache-dir", str(cache), "--yes")
+    entries = json.loads(info.output)["entries"]
+    assert entries > 0
+    # one question names the embeddings and the fits; "no" keeps both
+    refused = invoke("cache", "clear", "--cache-dir", str(cache), input="n\n")
+    assert refused.exit_code == 1 and "Aborted!" in refused.output
+    assert refused.output.count("[y/N]") == 1
+    assert f"({entries} entries)" in refused.output and "and the 1 ν-SVM fit checkpoint(s) in" in refused.output
+    assert kept.exists()
+    assert json.loads(invoke("cache", "info", "--cache-dir", str(cache), "--json").output)["entries"] == entries
+    cleared = invoke("cache", "clear", "--cache-dir", str(cache), input="y\n")
     assert cleared.exit_code == 0, cleared.output
+    assert cleared.output.count("[y/N]") == 1 and "deleted 1 fit checkpoint(s)" in cleared.output
     assert sorted(p.name for p in (cache / "fits").iterdir()) == ["notes.txt"]
+    assert json.loads(invoke("cache", "info", "--cache-dir", str(cache), "--json").output)["entries"] == 0
 
     bare = tmp_path / "bare"
     plain = invoke(*args[:-2], "--cache-dir", str(bare), "--no-cache", "--out", str(tmp_path / "c"))

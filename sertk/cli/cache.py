@@ -75,19 +75,23 @@ def _fits_report(directory: Path) -> dict[str, Any]:
             "size_bytes": sum(f.stat().st_size for f in files)}
 
 
-def _clear_fits(directory: Path, yes: bool) -> int:
-    """Delete the fit checkpoints ``sertk run`` kept beside the embeddings (sertk's own files only); how many."""
+def _fit_files(directory: Path, featurizer: str | None, fingerprint: str | None) -> list[Path]:
+    """The fit checkpoints a clear deletes: all of sertk's own (never a user's file there) when the whole cache is
+    cleared, none when only one featurizer's or fingerprint's embeddings are."""
     from sertk.featurization.cache import fit_files
 
-    files = fit_files(directory)
-    if not files:
-        return 0
-    if not yes:
-        click.confirm(f"Delete the {len(files)} ν-SVM fit checkpoint(s) in {files[0].parent}?", abort=True, err=True)
-    for f in files:
+    return fit_files(directory) if featurizer is None and fingerprint is None else []
+
+
+def _fits_phrase(fits: list[Path]) -> str:
+    return f"the {len(fits)} ν-SVM fit checkpoint(s) in {fits[0].parent}"
+
+
+def _delete_fits(fits: list[Path]) -> None:
+    for f in fits:
         f.unlink(missing_ok=True)
-    click.echo(f"deleted {len(files)} fit checkpoint(s)", err=True)
-    return len(files)
+    if fits:
+        click.echo(f"deleted {len(fits)} fit checkpoint(s)", err=True)
 
 
 @command.command("clear")
@@ -107,33 +111,43 @@ def clear(cache_dir: Path | None, featurizer: str | None, fingerprint: str | Non
     from sertk.featurization.cache import EmbeddingCache, database_path
 
     directory = _directory(cache_dir)
-    fits = _clear_fits(directory, yes) if featurizer is None and fingerprint is None else 0  # all: the fits too
+    fits = _fit_files(directory, featurizer, fingerprint)
     if not database_path(directory).exists():
         if not fits:
             click.echo(f"nothing to clear: no cache at {database_path(directory)}", err=True)
+            return
+        if not yes:
+            click.confirm(f"Delete {_fits_phrase(fits)}?", abort=True, err=True)
+        _delete_fits(fits)
         return
     try:
         with EmbeddingCache(directory) as cache:
-            _clear(cache, featurizer, fingerprint, yes)
+            _clear(cache, featurizer, fingerprint, yes, fits)
     except DamagedCacheError as exc:
-        _delete_damaged(directory, exc, selective=featurizer is not None or fingerprint is not None, yes=yes)
+        _delete_damaged(directory, exc, selective=featurizer is not None or fingerprint is not None, yes=yes,
+                        fits=fits)
 
 
-def _delete_damaged(directory: Path, exc: DamagedCacheError, *, selective: bool, yes: bool) -> None:
+def _delete_damaged(directory: Path, exc: DamagedCacheError, *, selective: bool, yes: bool,
+                    fits: list[Path]) -> None:
     from sertk.featurization.cache import remove_database
 
     if selective:
         raise SertkError(f"the embedding cache {exc.path} is damaged ({exc.detail}), so it cannot be cleared "
                          f"selectively; `sertk cache clear` without --featurizer/--fingerprint deletes it") from None
     if not yes:
-        click.confirm(f"The embedding cache {exc.path} is damaged ({exc.detail}). Delete it?", abort=True, err=True)
+        also = f" (and {_fits_phrase(fits)})" if fits else ""
+        click.confirm(f"The embedding cache {exc.path} is damaged ({exc.detail}). Delete it{also}?", abort=True,
+                      err=True)
+    _delete_fits(fits)
     removed = remove_database(directory)
     click.echo(f"deleted the damaged embedding cache {exc.path} ({len(removed)} file(s)); embeddings are "
                f"recomputed on the next run", err=True)
 
 
-def _clear(cache: Any, featurizer: str | None, fingerprint: str | None, yes: bool) -> None:
-    """Clear a readable cache: everything, or one featurizer's or one fingerprint's embeddings."""
+def _clear(cache: Any, featurizer: str | None, fingerprint: str | None, yes: bool, fits: list[Path]) -> None:
+    """Clear a readable cache: everything (with the fit checkpoints ``fits``), or one featurizer's or one
+    fingerprint's embeddings.  One question covers all that is deleted, asked before anything is."""
     fp_key = None
     if fingerprint is not None:
         matches = cache.find_fingerprints(fingerprint.strip().lower())
@@ -153,6 +167,8 @@ def _clear(cache: Any, featurizer: str | None, fingerprint: str | None, yes: boo
         click.echo(f"nothing to clear: no {what[4:]} in {cache.path}", err=True)
         return
     if not yes:
-        click.confirm(f"Delete {what} ({count} entries) from {cache.path}?", abort=True, err=True)
+        also = f" and {_fits_phrase(fits)}" if fits else ""
+        click.confirm(f"Delete {what} ({count} entries) from {cache.path}{also}?", abort=True, err=True)
+    _delete_fits(fits)
     deleted = cache.clear(fp_key=fp_key, featurizer=featurizer)
     click.echo(f"deleted {deleted} cached embeddings", err=True)

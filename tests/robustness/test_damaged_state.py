@@ -120,6 +120,25 @@ def test_cache_clear_asks_first(tmp_path):
     assert accepted.exit_code == 0 and not database_path(cache).exists()
 
 
+def test_cache_clear_asks_once_for_a_damaged_cache_and_its_fits(tmp_path):
+    """A damaged cache with fit checkpoints beside it: one question names both ("… Delete it (and the 1 ν-SVM fit
+    checkpoint(s) in …)?"); no keeps both, yes deletes both and leaves a user's own file in the fits folder."""
+    cache = tmp_path / "cache"
+    _damage(_filled_cache(cache), "garbage")
+    (cache / "fits").mkdir()
+    fit = cache / "fits" / "nusvm-0123.npz"
+    fit.write_bytes(b"a checkpoint")
+    (cache / "fits" / "notes.txt").write_text("mine")
+    refused = sertk_cli("cache", "clear", "--cache-dir", cache, input="n\n")
+    assert refused.exit_code == 1 and refused.stderr.count("[y/N]") == 1
+    assert "Delete it (and the 1 ν-SVM fit checkpoint(s) in" in refused.stderr
+    assert fit.exists() and database_path(cache).exists()
+    accepted = sertk_cli("cache", "clear", "--cache-dir", cache, input="y\n")
+    assert accepted.exit_code == 0 and accepted.stderr.count("[y/N]") == 1
+    assert not fit.exists() and not database_path(cache).exists()
+    assert [p.name for p in (cache / "fits").iterdir()] == ["notes.txt"]
+
+
 def test_selective_clear_of_a_damaged_cache_says_how(tmp_path):
     """`sertk cache clear --featurizer NAME` on a damaged cache: "Error: … is damaged (…), so it cannot be
     cleared selectively; `sertk cache clear` without --featurizer/--fingerprint deletes it"."""
