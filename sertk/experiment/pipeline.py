@@ -91,13 +91,20 @@ def _check_classifier_options(component: Component, config: RunConfig) -> None:
             raise ConfigError(f"classifier {component.name!r}: {exc} (options: {given})") from None
 
 
+def _cache_directory(config: RunConfig) -> Path:
+    """The folder of the embedding cache and the kept fits: ``--cache-dir``, else the default."""
+    from sertk.featurization.cache import default_cache_dir
+
+    return Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+
+
 def _check_cache(config: RunConfig) -> None:
     """Open the embedding cache once before any work: a cache folder that is a file, read-only or damaged fails
     here, with its way out, not after the dataset is loaded."""
     if config.cache:
         from sertk.featurization.cache import EmbeddingCache
 
-        EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None).close()
+        EmbeddingCache(_cache_directory(config)).close()
 
 
 def _check_protocol(experiment: Experiment, utterances: list[Utterance]) -> None:
@@ -160,7 +167,7 @@ def embed_utterances(experiment: Experiment, utterances: list[Utterance]):
     from sertk.featurization.embed import embed_paths
 
     config = experiment.config
-    cache = EmbeddingCache(Path(config.cache_dir) if config.cache_dir else None) if config.cache else None
+    cache = EmbeddingCache(_cache_directory(config)) if config.cache else None
     executor = make_executor(config.executor, address=config.ray_address, workers=config.workers,
                              gpus_per_worker=config.gpus_per_worker)
     try:
@@ -377,9 +384,9 @@ def _fit_checkpoint(component: Component, config: RunConfig, options: dict[str, 
 
     if not issubclass(component.cls, NuSVC):  # another classifier's `checkpoint` may mean something else
         return None
-    from sertk.featurization.cache import default_cache_dir, fits_dir
+    from sertk.featurization.cache import fits_dir
 
-    folder = fits_dir(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    folder = fits_dir(_cache_directory(config))
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
