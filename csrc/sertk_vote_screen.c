@@ -14,9 +14,10 @@
  * The product runs in chunks of 128 or 256 features whose float32 partial sums are added in float64: the bound grows
  * with the length of a float32 sum, and a 4x shorter sum settles about 4x more of the close samples.
  *
- * Underflow is covered, with or without flush-to-zero, by an absolute term per operation.  Values above 2^40,
- * where float32 sums could overflow, and values that are not finite send their sample to the float64 path, and
- * every sample when a support vector has them; so does an sgemm that does not compute in float32.
+ * Underflow is covered, with or without flush-to-zero, by an absolute term per operation.  A vector whose squared
+ * norm passes 2^79 (which could hold a value above 2^40, where float32 sums could overflow) or is not finite sends
+ * its sample to the float64 path, and every sample when it is a support vector; so does an sgemm that does not
+ * compute in float32.
  */
 #include "sertk_internal.h"
 #include "sertk_kernel.h"
@@ -49,7 +50,12 @@
 #define SERTK_SCREEN_SV_PER_ROW 32
 /* the screen keeps every pair's coefficients twice over (n_sv x 2P): beyond this many classes, the float64 path */
 #define SERTK_SCREEN_MAX_CLASSES 16
-#define SERTK_SCREEN_MAX_ABS 1099511627776.0 /* 2^40 */
+/*
+ * Values must lie within 2^40, where float32 sums cannot overflow; a squared norm of at most 2^79 proves it for a
+ * whole vector, with no pass over its values: the squares' sum, in any order, is at least (1 - gamma_(d+1)) times
+ * each square, so each |x_t| < 2^40.  NaN and infinities fail the test too.
+ */
+#define SERTK_SCREEN_MAX_SQ 604462909807314587353088.0 /* 2^79 */
 
 /* gamma_k = k u / (1 - k u) for unit roundoff u; +inf when k u >= 1/2 (no bound worth having) */
 static double sertk_gamma_k(double k, double u) { return k * u < 0.5 ? k * u / (1 - k * u) : SERTK_INF; }
@@ -139,6 +145,37 @@ __attribute__((target("avx2,fma"))) static void sertk_tile_dec_fma(int mr, int n
     sertk_tile_dec_scalar(mr - r4, nv, w, kd + (size_t)r4 * nv, cm, out + (size_t)r4 * w);
 }
 #endif
+
+/* kd := part, or kd += part when add: one chunk's float32 sums widened (exactly) and added up in float64 */
+static void sertk_widen_scalar(size_t n, const float *part, double *kd, int add)
+{
+    if (add)
+        for (size_t t = 0; t < n; t++) kd[t] += (double)part[t];
+    else
+        for (size_t t = 0; t < n; t++) kd[t] = (double)part[t];
+}
+
+#ifdef SERTK_HAVE_TILE_FMA
+/* the same loops, vectorised four wide by the compiler (the baseline build has two-wide SSE2); the same values */
+__attribute__((target("avx2"))) static void sertk_widen_avx2(size_t n, const float *part, double *kd, int add)
+{
+    if (add)
+        for (size_t t = 0; t < n; t++) kd[t] += (double)part[t];
+    else
+        for (size_t t = 0; t < n; t++) kd[t] = (double)part[t];
+}
+#endif
+
+static void sertk_widen(size_t n, const float *part, double *kd, int add)
+{
+#ifdef SERTK_HAVE_TILE_FMA
+    if (sertk_simd() & SERTK_SIMD_AVX2) {
+        sertk_widen_avx2(n, part, kd, add);
+        return;
+    }
+#endif
+    sertk_widen_scalar(n, part, kd, add);
+}
 
 static void sertk_tile_dec(int mr, int nv, int w, const double *kd, const double *cm, double *out)
 {
@@ -242,15 +279,14 @@ static int sertk_screen_task(void *ctx, int task, int worker)
 
     for (int r = 0; r < mr; r++) {
         const double *x = j->X + (size_t)(r0 + r) * d;
-        int ok = 1;
-        for (int t = 0; t < d; t++) ok &= fabs(x[t]) <= SERTK_SCREEN_MAX_ABS; /* NaN fails too */
+        b.sq[r] = sertk_dot(j->blas, d, x, x);
+        const int ok = b.sq[r] <= SERTK_SCREEN_MAX_SQ;
         for (int c0 = 0; c0 < d; c0 += j->chunk) {
             const int kc = (d - c0 < j->chunk) ? d - c0 : j->chunk;
             float *xr = b.xf + (size_t)mr * c0 + (size_t)r * kc;
             for (int t = 0; t < kc; t++) xr[t] = ok ? (float)x[c0 + t] : 0.0f;
         }
         j->label[r0 + r] = ok ? 0 : -1;
-        b.sq[r] = sertk_dot(j->blas, d, x, x);
     }
     /* a tile of support vectors at a time, one chunk of features at a time: float32 sums of kc products, added
      * up in float64, then kernel values, then their share of every pair's decision value */
@@ -261,10 +297,7 @@ static int sertk_screen_task(void *ctx, int task, int worker)
             const int kc = (d - c0 < j->chunk) ? d - c0 : j->chunk;
             sertk_sgemm_abt(j->blas, mr, nv, kc, b.xf + (size_t)mr * c0, kc,
                             j->svf + (size_t)n_sv * c0 + (size_t)v0 * kc, kc, b.part, nv);
-            if (c0 == 0)
-                for (size_t t = 0; t < tot; t++) b.kd[t] = (double)b.part[t];
-            else
-                for (size_t t = 0; t < tot; t++) b.kd[t] += (double)b.part[t];
+            sertk_widen(tot, b.part, b.kd, c0 > 0);
         }
         for (int r = 0; r < mr; r++) sertk_rbf_row_f64(nv, b.kd + (size_t)r * nv, j->sv_sq + v0, b.sq[r], j->gamma);
         if (v0 == 0) memset(b.out, 0, (size_t)mr * 2 * P * sizeof(double));
@@ -377,14 +410,17 @@ int sertk_nusvm_predict(const double *X, int m, int d, const double *sv, int n_s
     const int chunk = d <= chunk0 * 3 / 2 ? d : chunk0;
     for (int s = 0; s < n_sv && screen; s++) {
         const double *v = sv + (size_t)s * d;
-        for (int t = 0; t < d; t++) screen &= fabs(v[t]) <= SERTK_SCREEN_MAX_ABS;
+        sv_sq[s] = sertk_dot(blas, d, v, v);
+        if (!(sv_sq[s] <= SERTK_SCREEN_MAX_SQ)) {
+            screen = 0;
+            break;
+        }
+        if (sv_sq[s] > max_sq) max_sq = sv_sq[s];
         for (int c0 = 0; c0 < d; c0 += chunk) {
             const int kc = (d - c0 < chunk) ? d - c0 : chunk;
             float *vf = svf + (size_t)n_sv * c0 + (size_t)s * kc;
             for (int t = 0; t < kc; t++) vf[t] = (float)v[c0 + t];
         }
-        sv_sq[s] = sertk_dot(blas, d, v, v);
-        if (sv_sq[s] > max_sq) max_sq = sv_sq[s];
     }
     if (screen) screen = sertk_sgemm_is_float32(blas);
     if (screen) {
