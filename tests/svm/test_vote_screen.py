@@ -142,6 +142,26 @@ def test_values_beyond_the_bound_take_the_float64_path():
     _assert_float64_labels(model, T, labels)
 
 
+def test_vectors_not_proven_within_the_bound_take_the_float64_path():
+    """The screen proves every value within 2^40 from the squared norm (at most 2^79): a sample with a value that is
+    not finite, or a support vector whose norm passes that although each of its values is below 2^40, goes to the
+    float64 path (the sample alone; every sample for a support vector)."""
+    model, X = _fit(n=400, d=64, k=3, seed=11)
+    T = make_embeddings(n=100, d=64, k=3, seed=12)[0]
+    T[0, 3], T[1, 5], T[2, 7] = np.inf, -np.inf, np.nan
+    labels, n_float64 = _labels(model, T)
+    assert 3 <= n_float64 < len(T)
+    np.testing.assert_array_equal(labels[:3], _float64_labels(model, T[:3]))
+    _assert_float64_labels(model, T[3:], labels[3:])
+    (Xk, sv, n_support, coef, rho), kw = model._model_args(np.ascontiguousarray(T[3:], dtype=np.float64))
+    sv = sv.copy()
+    sv[0] = 2.0**37  # 64 values of 2^37: each below 2^40, the squared norm 2^80
+    labels, n_float64 = _nusvm.predict(Xk, sv, n_support, coef, rho, **kw)
+    assert n_float64 == len(Xk)
+    np.testing.assert_array_equal(labels, _nusvm.vote(_nusvm.decision_function(Xk, sv, n_support, coef, rho, **kw),
+                                                      len(model.classes_)))
+
+
 def test_tiny_and_huge_scales_keep_the_labels():
     # tiny values: float32 underflows (subnormals, or zero under flush-to-zero), which the bound's absolute
     # terms cover; the model is the same problem scaled, with gamma scaled to match
