@@ -110,7 +110,7 @@ static void sertk_tile_dec_scalar(int mr, int nv, int w, const double *kd, const
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
-#define SERTK_HAVE_TILE_FMA 1
+#define SERTK_HAVE_X86_SIMD 1 /* target attributes: the AVX2 loops below */
 /* four rows and four columns at a time: per support vector one load of cm, four broadcasts, four FMAs */
 __attribute__((target("avx2,fma"))) static void sertk_tile_dec_fma(int mr, int nv, int w, const double *kd,
                                                                    const double *cm, double *out)
@@ -147,7 +147,7 @@ __attribute__((target("avx2,fma"))) static void sertk_tile_dec_fma(int mr, int n
 #endif
 
 /* kd := part, or kd += part when add: one chunk's float32 sums widened (exactly) and added up in float64 */
-static void sertk_widen_scalar(size_t n, const float *part, double *kd, int add)
+__attribute__((always_inline)) static inline void sertk_widen_loops(size_t n, const float *part, double *kd, int add)
 {
     if (add)
         for (size_t t = 0; t < n; t++) kd[t] += (double)part[t];
@@ -155,31 +155,28 @@ static void sertk_widen_scalar(size_t n, const float *part, double *kd, int add)
         for (size_t t = 0; t < n; t++) kd[t] = (double)part[t];
 }
 
-#ifdef SERTK_HAVE_TILE_FMA
-/* the same loops, vectorised four wide by the compiler (the baseline build has two-wide SSE2); the same values */
+#ifdef SERTK_HAVE_X86_SIMD
+/* the same loops inlined where the compiler may vectorise them four wide (the baseline build has two-wide SSE2) */
 __attribute__((target("avx2"))) static void sertk_widen_avx2(size_t n, const float *part, double *kd, int add)
 {
-    if (add)
-        for (size_t t = 0; t < n; t++) kd[t] += (double)part[t];
-    else
-        for (size_t t = 0; t < n; t++) kd[t] = (double)part[t];
+    sertk_widen_loops(n, part, kd, add);
 }
 #endif
 
 static void sertk_widen(size_t n, const float *part, double *kd, int add)
 {
-#ifdef SERTK_HAVE_TILE_FMA
+#ifdef SERTK_HAVE_X86_SIMD
     if (sertk_simd() & SERTK_SIMD_AVX2) {
         sertk_widen_avx2(n, part, kd, add);
         return;
     }
 #endif
-    sertk_widen_scalar(n, part, kd, add);
+    sertk_widen_loops(n, part, kd, add);
 }
 
 static void sertk_tile_dec(int mr, int nv, int w, const double *kd, const double *cm, double *out)
 {
-#ifdef SERTK_HAVE_TILE_FMA
+#ifdef SERTK_HAVE_X86_SIMD
     if (sertk_simd() & SERTK_SIMD_AVX2_FMA) {
         sertk_tile_dec_fma(mr, nv, w, kd, cm, out);
         return;

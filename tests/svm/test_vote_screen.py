@@ -151,6 +151,8 @@ def test_vectors_not_proven_within_the_bound_take_the_float64_path():
     T[0, 3], T[1, 5], T[2, 7] = np.inf, -np.inf, np.nan
     labels, n_float64 = _labels(model, T)
     assert 3 <= n_float64 < len(T)
+    # exact: one non-finite value makes the row's squared norm and each of its dot products infinite or NaN in any
+    # order of summation, so its kernel values, decision values and vote do not depend on the batch or the BLAS
     np.testing.assert_array_equal(labels[:3], _float64_labels(model, T[:3]))
     _assert_float64_labels(model, T[3:], labels[3:])
     (Xk, sv, n_support, coef, rho), kw = model._model_args(np.ascontiguousarray(T[3:], dtype=np.float64))
@@ -158,6 +160,7 @@ def test_vectors_not_proven_within_the_bound_take_the_float64_path():
     sv[0] = 2.0**37  # 64 values of 2^37: each below 2^40, the squared norm 2^80
     labels, n_float64 = _nusvm.predict(Xk, sv, n_support, coef, rho, **kw)
     assert n_float64 == len(Xk)
+    # exact: the whole batch took the float64 path in one call, the same call as decision_function's
     np.testing.assert_array_equal(labels, _nusvm.vote(_nusvm.decision_function(Xk, sv, n_support, coef, rho, **kw),
                                                       len(model.classes_)))
 
